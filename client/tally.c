@@ -1,0 +1,137 @@
+/*
+ * tally — the command line for people: the command table and main.
+ * Each command's flags are listed here, so `--help` and the parser can
+ * never disagree with what the command accepts.
+ */
+#include "cmds.h"
+
+#define END {0}
+
+static const struct cli_flag f_init[] = {
+	{"role", 1, 0, "village|township", "本机是村（village）还是乡镇（township）"},
+	{"name", 1, 0, "NAME", "村或乡镇的名称，例如 王家村"},
+	{"village-id", 1, 0, "ID", "村的编号（加入乡镇台账时由乡镇给出；不给则新建本村记录）"},
+	END,
+};
+static const struct cli_flag f_none[] = {END};
+static const struct cli_flag f_village_add[] = {
+	{"name", 1, 0, "NAME", "村名"},
+	END,
+};
+static const struct cli_flag f_problem_add[] = {
+	{"source", 1, 0, "SOURCE", "来源：inspection 巡视|patrol 巡察|audit 审计|supervision 督查|self_check 自查"},
+	{"text", 1, 0, "TEXT", "问题原文"},
+	{"round", 1, 0, "TEXT", "轮次，例如 第三轮"},
+	{"doc-no", 1, 0, "TEXT", "文号"},
+	{"category", 1, 0, "TEXT", "问题类别"},
+	{"manifestations", 1, 0, "TEXT", "具体表现"},
+	END,
+};
+static const struct cli_flag f_problem_list[] = {
+	{"source", 1, 0, "SOURCE", "只列出这个来源的问题"},
+	END,
+};
+static const struct cli_flag f_task_add[] = {
+	{"problem", 1, 0, "ID", "所属问题的编号"},
+	{"measures", 1, 0, "TEXT", "整改措施"},
+	{"owner", 1, 0, "NAME", "责任人"},
+	{"leader", 1, 0, "NAME", "责任领导"},
+	{"deadline", 1, 0, "DATE", "完成时限 YYYY-MM-DD"},
+	{"village", 1, 0, "NAME", "负责整改的村（乡镇必填；村里可省略）"},
+	{"target", 1, 0, "TEXT", "整改目标/验收标准"},
+	{"root-cause", 1, 0, "TEXT", "问题根源"},
+	{"elsewhere", 1, 0, "TEXT", "举一反三"},
+	END,
+};
+static const struct cli_flag f_task_update[] = {
+	{"measures", 1, 0, "TEXT", "整改措施"},
+	{"owner", 1, 0, "NAME", "责任人"},
+	{"leader", 1, 0, "NAME", "责任领导"},
+	{"deadline", 1, 0, "DATE", "完成时限 YYYY-MM-DD"},
+	{"target", 1, 0, "TEXT", "整改目标/验收标准"},
+	{"root-cause", 1, 0, "TEXT", "问题根源"},
+	{"elsewhere", 1, 0, "TEXT", "举一反三"},
+	{"status", 1, 0, "STATUS", "状态：doing|long_term|withdrawn 等（按状态流转规则）"},
+	END,
+};
+static const struct cli_flag f_task_list[] = {
+	{"village", 1, 0, "NAME", "只列出这个村的任务"},
+	{"status", 1, 0, "STATUS", "只列出这个状态：todo|doing|submitted|closed|long_term|withdrawn"},
+	{"source", 1, 0, "SOURCE", "只列出这个来源的问题下的任务"},
+	{"overdue", 0, 0, NULL, "只列出逾期的任务"},
+	{"warning", 1, 0, "COLOUR", "只列出这种预警：red|yellow|blue|none"},
+	END,
+};
+static const struct cli_flag f_progress[] = {
+	{"percent", 1, 0, "N", "完成进度 0-100"},
+	{"note", 1, 0, "TEXT", "进展情况"},
+	{"reason", 1, 0, "TEXT", "进度比上次低时，写明原因"},
+	{"evidence", 1, 1, "FILE", "佐证材料文件（可多次给出；记录其 SHA-256 和大小）"},
+	END,
+};
+static const struct cli_flag f_review[] = {
+	{"approve", 0, 0, NULL, "同意销号"},
+	{"reject", 0, 0, NULL, "驳回，任务回到整改中"},
+	{"opinion", 1, 0, "TEXT", "审核意见"},
+	END,
+};
+static const struct cli_flag f_reinspect[] = {
+	{"holds", 0, 0, NULL, "整改成效巩固"},
+	{"rebounded", 0, 0, NULL, "问题反弹，任务回到整改中"},
+	{"note", 1, 0, "TEXT", "回头看情况"},
+	END,
+};
+static const struct cli_flag f_extend[] = {
+	{"until", 1, 0, "DATE", "申请延期到 YYYY-MM-DD"},
+	{"reason", 1, 0, "TEXT", "延期原因"},
+	END,
+};
+static const struct cli_flag f_extend_decide[] = {
+	{"approve", 0, 0, NULL, "同意延期（完成时限改为申请的日期）"},
+	{"reject", 0, 0, NULL, "不同意延期"},
+	{"opinion", 1, 0, "TEXT", "审批意见"},
+	END,
+};
+static const struct cli_flag f_notice_send[] = {
+	{"type", 1, 0, "TYPE", "类型：supervision 督办|reminder 提醒|warning 预警|summons 约谈问责"},
+	{"title", 1, 0, "TEXT", "标题"},
+	{"text", 1, 0, "TEXT", "正文"},
+	{"village", 1, 0, "NAME", "发给哪个村（不给则发给所有村）"},
+	{"task", 1, 1, "ID", "涉及的任务（可多次给出）"},
+	END,
+};
+
+static const struct cli_cmd commands[] = {
+	{"init", NULL, 0, 0, 0, "建立本机的台账数据库", f_init, cmd_init},
+	{"status", NULL, 0, 0, 1, "本机身份、待上传的修改和同步情况", f_none, cmd_status},
+	{"village add", NULL, 0, 0, 1, "登记一个村（乡镇）", f_village_add, cmd_village_add},
+	{"village list", NULL, 0, 0, 1, "列出各村及任务完成情况", f_none, cmd_village_list},
+	{"problem add", NULL, 0, 0, 1, "登记反馈问题，输出问题编号", f_problem_add, cmd_problem_add},
+	{"problem list", NULL, 0, 0, 1, "列出问题", f_problem_list, cmd_problem_list},
+	{"task add", NULL, 0, 0, 1, "建立整改任务，输出任务编号", f_task_add, cmd_task_add},
+	{"task list", NULL, 0, 0, 1, "列出整改任务（含逾期和预警）", f_task_list, cmd_task_list},
+	{"task show", "TASK", 1, 1, 1, "查看一项任务：进展、佐证、审核、修改历史、冲突", f_none,
+	 cmd_task_show},
+	{"task update", "TASK", 1, 1, 1, "修改任务的措施、责任人、时限或状态", f_task_update,
+	 cmd_task_update},
+	{"progress", "TASK", 1, 1, 1, "填报整改进展（可附佐证材料）", f_progress, cmd_progress},
+	{"submit", "TASK", 1, 1, 1, "申请销号", f_none, cmd_submit},
+	{"review", "TASK", 1, 1, 1, "销号审核：同意或驳回（乡镇）", f_review, cmd_review},
+	{"reinspect", "TASK", 1, 1, 1, "回头看：巩固或反弹（乡镇）", f_reinspect, cmd_reinspect},
+	{"extend decide", "REQUEST", 1, 1, 1, "审批延期申请（乡镇）；REQUEST 为申请编号或任务编号",
+	 f_extend_decide, cmd_extend_decide},
+	{"extend", "TASK", 1, 1, 1, "申请延期", f_extend, cmd_extend},
+	{"notice send", NULL, 0, 0, 1, "发出通报、提醒、预警或约谈（乡镇）", f_notice_send,
+	 cmd_notice_send},
+	{"notice list", NULL, 0, 0, 1, "列出收到或发出的通报", f_none, cmd_notice_list},
+	{"conflicts", NULL, 0, 0, 1, "查看被并发修改覆盖的内容（两边的值、站点和时间）", f_none,
+	 cmd_conflicts},
+	{"report", NULL, 0, 0, 1, "按村和按来源统计完成率和预警", f_none, cmd_report},
+	{"verify", NULL, 0, 0, 1, "核查校验链、数据与修改记录是否一致、数据库完整性", f_none,
+	 cmd_verify},
+};
+
+int main(int argc, char **argv)
+{
+	return cli_main(commands, sizeof commands / sizeof commands[0], argc, argv);
+}
