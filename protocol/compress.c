@@ -8,6 +8,7 @@
  * however far it would expand.
  */
 #include <stdint.h>
+#include <limits.h>
 #include <string.h>
 
 #include <zlib.h>
@@ -20,13 +21,10 @@
 #define ZLIB_WINDOW_BITS 15        /* 32 KiB window, zlib wrapper */
 #define GZIP_LEVEL 6               /* zlib's default: ~all of level 9's ratio on text, much faster */
 
-/* zlib counts in uInt; feed larger inputs in slices so nothing truncates.
- * (<limits.h> is shadowed by our own limits.h on the include path, hence
- * (uInt)-1 rather than UINT_MAX.) */
+/* zlib counts in uInt; feed larger inputs in slices so nothing truncates. */
 static uInt compress_slice(size_t left)
 {
-	const uInt most = (uInt)-1;
-	return left > most ? most : (uInt)left;
+	return left > UINT_MAX ? UINT_MAX : (uInt)left;
 }
 
 int compress_gzip(const void *in, size_t n, struct buf *out)
