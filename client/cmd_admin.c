@@ -4,9 +4,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "clock.h"
 #include "cmds.h"
 #include "protocol/error.h"
 #include "ledger.h"
+#include "syncstate.h"
 #include "verify.h"
 #include "views.h"
 
@@ -36,8 +38,14 @@ int cmd_status(struct cli *cli, const struct cli_args *a)
 	       strcmp(js(o, "role"), "township") == 0 ? "乡镇" : "村", js(o, "site"));
 	printf("本机修改记录：共 %lld 条，已上传确认 %lld 条，待上传 %lld 条\n", ji(o, "last_seq"),
 	       ji(o, "acked_seq"), ji(o, "pending"));
-	if (ji(o, "pending"))
-		printf("最早一条待上传的修改：%s\n", js(o, "oldest_pending"));
+	if (ji(o, "pending")) {
+		long long age = (clock_device_ms() - ji(o, "oldest_pending_ms")) / 60000;
+		if (age < 0) /* the device clock was set back since */
+			age = 0;
+		printf("最早一条待上传的修改：%s（已等待 %lld 小时 %lld 分钟）\n",
+		       js(o, "oldest_pending"), age / 60, age % 60);
+	}
+	syncstate_print(json_object_get(o, "sync"));
 	json_t *rej = json_object_get(o, "rejected_changes"), *r;
 	size_t i;
 	if (json_array_size(rej))
@@ -94,37 +102,7 @@ int cmd_verify(struct cli *cli, const struct cli_args *a)
 	return err;
 }
 
-static void print_group(json_t *g)
-{
-	long long permille = ji(g, "completion_permille");
-	printf("  %-12s 任务 %3lld  已销号 %3lld  完成率 %3lld.%lld%%  逾期 %lld  黄 %lld  蓝 %lld  "
-	       "久未更新 %lld  进度滞后 %lld\n",
-	       js(g, "label"), ji(g, "tasks"), ji(g, "closed"), permille / 10, permille % 10,
-	       ji(g, "overdue"), ji(g, "yellow"), ji(g, "blue"), ji(g, "stale"), ji(g, "behind"));
-}
-
-int cmd_report(struct cli *cli, const struct cli_args *a)
-{
-	json_t *r;
-	(void)a;
-	int err = views_report(cli->db, &r);
-	if (err)
-		return err;
-	if (cli->json) {
-		cli_print_json(r);
-		return TLY_OK;
-	}
-	json_t *g;
-	size_t i;
-	printf("整改完成情况（截至 %s）\n按村：\n", js(r, "today"));
-	json_array_foreach(json_object_get(r, "by_village"), i, g) print_group(g);
-	printf("按问题来源：\n");
-	json_array_foreach(json_object_get(r, "by_source"), i, g) print_group(g);
-	printf("合计：\n");
-	print_group(json_object_get(r, "total"));
-	json_decref(r);
-	return TLY_OK;
-}
+/* cmd_report is in cmd_report.c. */
 
 int cmd_village_add(struct cli *cli, const struct cli_args *a)
 {

@@ -167,6 +167,16 @@ int cmd_task_show(struct cli *cli, const struct cli_args *a)
 		       fields ? fields : "");
 		free(fields);
 	}
+	json_t *rej = json_object_get(o, "rejected_changes");
+	if (json_array_size(rej)) {
+		printf("被乡镇拒收的修改（不会再上传）：\n");
+		json_array_foreach(rej, i, e)
+		{
+			printf("  站点 %s 第 %lld 条（%s）：%s (%s)\n", js(e, "site"),
+			       (long long)json_integer_value(json_object_get(e, "seq")), js(e, "kind"),
+			       js(e, "reason"), js(e, "code"));
+		}
+	}
 	json_t *conf = json_object_get(o, "conflicts");
 	if (json_array_size(conf)) {
 		printf("被覆盖的修改：\n");

@@ -71,7 +71,7 @@ static int one_of(struct cli *cli, const struct cli_args *a, const char *yes, co
 int cmd_review(struct cli *cli, const struct cli_args *a)
 {
 	char id[LEDGER_ID_SIZE];
-	int approve;
+	int approve = 0;
 	int err = one_of(cli, a, "approve", "reject", &approve);
 	if (err)
 		return err;
@@ -86,7 +86,7 @@ int cmd_review(struct cli *cli, const struct cli_args *a)
 int cmd_reinspect(struct cli *cli, const struct cli_args *a)
 {
 	char id[LEDGER_ID_SIZE];
-	int holds;
+	int holds = 0;
 	int err = one_of(cli, a, "holds", "rebounded", &holds);
 	if (err)
 		return err;
@@ -113,7 +113,7 @@ int cmd_extend(struct cli *cli, const struct cli_args *a)
 int cmd_extend_decide(struct cli *cli, const struct cli_args *a)
 {
 	char id[LEDGER_ID_SIZE];
-	int approve;
+	int approve = 0;
 	int err = one_of(cli, a, "approve", "reject", &approve);
 	if (err)
 		return err;

@@ -28,5 +28,7 @@ int cmd_extend_decide(struct cli *cli, const struct cli_args *a);
 int cmd_notice_send(struct cli *cli, const struct cli_args *a);
 int cmd_notice_list(struct cli *cli, const struct cli_args *a);
 int cmd_conflicts(struct cli *cli, const struct cli_args *a);
+/* daemon/sync_cmd.c: needs the network, so it lives with the sync engine. */
+int cmd_sync(struct cli *cli, const struct cli_args *a);
 
 #endif

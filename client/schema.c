@@ -104,8 +104,80 @@ static const char schema_v1[] =
 	"CREATE INDEX review_task ON review (task);\n"
 	"CREATE TABLE notice (id TEXT PRIMARY KEY, type, village, title, text, tasks, author, date);\n";
 
+/*
+ * Version 2: the township server's own tables (daemon/syncsrv.c, through
+ * client/srvstore.h). Never replicated; a village file has them empty.
+ *
+ * srv_state.epoch is made here, with the file, so a server database has
+ * its epoch from its first open; a restored copy gets a new one from the
+ * server (PROTOCOL.md §11). Secrets are stored only as SHA-256 hashes.
+ * srv_feed is the per-village pull order (its id is a device's cursor);
+ * feed_pos is the change_log position indexed into it so far.
+ */
+static const char schema_v2[] =
+	"CREATE TABLE srv_state (\n"
+	"  one INTEGER PRIMARY KEY CHECK (one = 1),\n"
+	"  epoch TEXT NOT NULL,\n"
+	"  feed_pos INTEGER NOT NULL DEFAULT 0\n"
+	");\n"
+	"INSERT INTO srv_state (one, epoch) VALUES (1, lower(hex(randomblob(8))));\n"
+	"CREATE TABLE srv_device (\n"
+	"  id TEXT PRIMARY KEY,\n"
+	"  site TEXT NOT NULL UNIQUE,\n"
+	"  village TEXT NOT NULL,\n"
+	"  name TEXT NOT NULL,\n"
+	"  secret_hash BLOB NOT NULL CHECK (length(secret_hash) = 32),\n"
+	"  created_ms INTEGER NOT NULL,\n"
+	"  revoked_ms INTEGER,\n"
+	"  last_contact_ms INTEGER,\n"
+	"  acked_seq INTEGER NOT NULL DEFAULT 0,\n"
+	"  queue_depth INTEGER,\n"
+	"  offset_ms INTEGER,\n"
+	"  last_error_code TEXT,\n"
+	"  last_error_ms INTEGER\n"
+	");\n"
+	"CREATE TABLE srv_user (\n"
+	"  id TEXT PRIMARY KEY,\n"
+	"  name TEXT NOT NULL,\n"
+	"  secret_hash BLOB NOT NULL CHECK (length(secret_hash) = 32),\n"
+	"  created_ms INTEGER NOT NULL,\n"
+	"  revoked_ms INTEGER\n"
+	");\n"
+	"CREATE TABLE srv_join (\n"
+	"  id TEXT PRIMARY KEY,\n"
+	"  village TEXT NOT NULL,\n"
+	"  secret_hash BLOB NOT NULL CHECK (length(secret_hash) = 32),\n"
+	"  created_ms INTEGER NOT NULL,\n"
+	"  expires_ms INTEGER NOT NULL,\n"
+	"  used_ms INTEGER,\n"
+	"  device_id TEXT\n"
+	");\n"
+	"CREATE TABLE srv_feed (\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  village TEXT NOT NULL,\n" /* '' means every village */
+	"  pos INTEGER NOT NULL,\n"
+	"  UNIQUE (village, pos)\n"
+	");\n"
+	"CREATE INDEX srv_feed_village ON srv_feed (village, id);\n"
+	"CREATE TABLE srv_feed_problem (\n"
+	"  village TEXT NOT NULL,\n"
+	"  problem TEXT NOT NULL,\n"
+	"  PRIMARY KEY (village, problem)\n"
+	") WITHOUT ROWID;\n"
+	"CREATE TABLE srv_audit (\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  at_ms INTEGER NOT NULL,\n"
+	"  device_id TEXT,\n"
+	"  site TEXT,\n"
+	"  event TEXT NOT NULL,\n"
+	"  code TEXT,\n"
+	"  detail TEXT\n"
+	");\n"
+	"CREATE INDEX srv_audit_device ON srv_audit (device_id, id);\n";
+
 static const struct schema_migration migrations[] = {
 	{schema_v1},
+	{schema_v2},
 };
 
 const struct schema_migration *schema_migrations(size_t *n)

@@ -101,6 +101,16 @@ static int hlc_save(struct db *db, const struct hlc *clock)
 	return step_done(db, st);
 }
 
+int store_clock_load(struct db *db, struct hlc *clock)
+{
+	return hlc_load(db, clock);
+}
+
+int store_clock_save(struct db *db, const struct hlc *clock)
+{
+	return hlc_save(db, clock);
+}
+
 /* ---- gathering facts for the rules ------------------------------------------ */
 
 struct facts {

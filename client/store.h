@@ -29,6 +29,7 @@
 
 #include "protocol/buf.h"
 #include "protocol/change.h"
+#include "protocol/hlc.h"
 #include "db.h"
 #include "rules.h"
 
@@ -144,6 +145,14 @@ struct store_outbox_stats {
 	uint64_t rejected;    /* own changes rejected upstream */
 };
 int store_outbox_stats(struct db *db, struct store_outbox_stats *out);
+
+/* ---- this site's clock ------------------------------------------------------- */
+
+/* The persisted HLC of this site (site.hlc_last), for a server that
+ * assigns ordering stamps (PROTOCOL.md §6 rule 2) in the caller's
+ * transaction: load, hlc_send/hlc_recv, save. */
+int store_clock_load(struct db *db, struct hlc *clock);
+int store_clock_save(struct db *db, const struct hlc *clock);
 
 /* ---- rebuilding ------------------------------------------------------------ */
 

@@ -4,6 +4,7 @@
  * never disagree with what the command accepts.
  */
 #include "cmds.h"
+#include "daemon/serve_cmds.h"
 
 #define END {0}
 
@@ -15,7 +16,18 @@ static const struct cli_flag f_init[] = {
 };
 static const struct cli_flag f_none[] = {END};
 static const struct cli_flag f_village_add[] = {
-	{"name", 1, 0, "NAME", "村名"},
+	{"name", 1, 0, "NAME", "村名（也可直接写在命令后面）"},
+	{"url", 1, 1, "URL", "加入码里的服务器地址 https://地址:端口（乡镇；不给则用 tallyd serve 记下的）"},
+	{"host", 1, 1, "NAME", "第一次生成证书时写入的主机名或 IP（乡镇）"},
+	END,
+};
+static const struct cli_flag f_village_code[] = {
+	{"url", 1, 1, "URL", "加入码里的服务器地址 https://地址:端口"},
+	{"host", 1, 1, "NAME", "第一次生成证书时写入的主机名或 IP"},
+	END,
+};
+static const struct cli_flag f_join[] = {
+	{"name", 1, 0, "NAME", "本机设备的名称（不给则用计算机名）"},
 	END,
 };
 static const struct cli_flag f_problem_add[] = {
@@ -101,10 +113,38 @@ static const struct cli_flag f_notice_send[] = {
 	END,
 };
 
+static const struct cli_flag f_report[] = {
+	{"by", 1, 0, "village|source|summary|ledger|all", "按村、按来源、两者（summary，终端默认）、台账，或全部（文件默认）"},
+	{"format", 1, 0, "text|json|csv|xlsx", "输出格式（默认 text；xlsx 默认写到当前目录的 整改台账（汇总）YYYYMMDD.xlsx）"},
+	{"output", 1, 0, "FILE|DIR", "写到这个文件或目录（也可写作 -o FILE|DIR）"},
+	{"stale-days", 1, 0, "N", "多少天没有进展算久未更新（默认用本机设置，14 天）"},
+	{"silent-days", 1, 0, "N", "多少天没有同步算久未同步（默认 7 天）"},
+	END,
+};
+static const struct cli_flag f_sync[] = {
+	{"url", 1, 1, "URL", "乡镇服务器地址（不给则用加入时保存的地址）"},
+	{"pin", 1, 0, "PIN", "服务器公钥指纹 sha256//...（不给则用加入时保存的）"},
+	{"ca", 1, 0, "FILE", "改用乡镇配置的 CA 证书文件验证服务器"},
+	{"token", 1, 0, "TOKEN", "设备凭据（不给则用加入时保存的）"},
+	END,
+};
+
 static const struct cli_cmd commands[] = {
 	{"init", NULL, 0, 0, 0, "建立本机的台账数据库", f_init, cmd_init},
 	{"status", NULL, 0, 0, 1, "本机身份、待上传的修改和同步情况", f_none, cmd_status},
-	{"village add", NULL, 0, 0, 1, "登记一个村（乡镇）", f_village_add, cmd_village_add},
+	{"village add", "NAME", 0, 1, 1, "登记一个村；在乡镇上同时给出该村设备的加入码",
+	 f_village_add, cmd_village_add_join},
+	{"village code", "VILLAGE", 1, 1, 1, "为已登记的村再生成一个加入码（乡镇）", f_village_code,
+	 cmd_village_code},
+	{"join", "CODE", 1, 1, 0, "用乡镇给的加入码让本机加入乡镇台账（没有数据库时自动建立）", f_join,
+	 cmd_join},
+	{"device list", NULL, 0, 0, 1, "列出已加入的设备及其同步情况（乡镇）", f_none, cmd_device_list},
+	{"device revoke", "DEVICE", 1, 1, 1, "注销一台设备，它将不能再同步（乡镇）", f_none,
+	 cmd_device_revoke},
+	{"user add", "NAME", 1, 1, 1, "建立乡镇用户凭证（可读取全部台账），只显示一次（乡镇）", f_none,
+	 cmd_user_add},
+	{"server new-epoch", NULL, 0, 0, 1, "从备份恢复服务器数据库后运行：各村将重新上传（乡镇）",
+	 f_none, cmd_server_new_epoch},
 	{"village list", NULL, 0, 0, 1, "列出各村及任务完成情况", f_none, cmd_village_list},
 	{"problem add", NULL, 0, 0, 1, "登记反馈问题，输出问题编号", f_problem_add, cmd_problem_add},
 	{"problem list", NULL, 0, 0, 1, "列出问题", f_problem_list, cmd_problem_list},
@@ -126,7 +166,10 @@ static const struct cli_cmd commands[] = {
 	{"notice list", NULL, 0, 0, 1, "列出收到或发出的通报", f_none, cmd_notice_list},
 	{"conflicts", NULL, 0, 0, 1, "查看被并发修改覆盖的内容（两边的值、站点和时间）", f_none,
 	 cmd_conflicts},
-	{"report", NULL, 0, 0, 1, "按村和按来源统计完成率和预警", f_none, cmd_report},
+	{"report", "[-o FILE|DIR]", 0, 2, 1, "整改情况汇总：按村、按来源统计和整改台账（文本、JSON、CSV、Excel）",
+	 f_report, cmd_report},
+	{"sync", NULL, 0, 0, 1, "立即与乡镇同步一次：上传本机的修改，下载乡镇的决定和通报", f_sync,
+	 cmd_sync},
 	{"verify", NULL, 0, 0, 1, "核查校验链、数据与修改记录是否一致、数据库完整性", f_none,
 	 cmd_verify},
 };

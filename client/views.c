@@ -10,6 +10,7 @@
 #include "protocol/hlc.h"
 #include "rules.h"
 #include "store.h"
+#include "syncstate.h"
 #include "views.h"
 
 void views_settings_load(struct db *db, struct views_settings *out)
@@ -197,6 +198,49 @@ int views_task_list(struct db *db, const struct views_task_filter *f, json_t **o
 	return TLY_OK;
 }
 
+/*
+ * Changes the township refused that concern one task: the task's own, and
+ * those of records under it (a progress entry, a review), which are found
+ * by their `task` field because a refused record was never materialised.
+ * Few rows: only refused changes are decoded.
+ */
+static int rejected_for_task_json(struct db *db, const char *task, json_t *arr)
+{
+	sqlite3_stmt *st;
+	int err = db_stmt(db,
+			  "SELECT site, seq, kind, record_id, body, reject_code, reject_reason "
+			  "FROM change_log WHERE state = 'rejected' ORDER BY pos",
+			  &st);
+	if (err)
+		return err;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct change *c = NULL;
+		struct field_view fv;
+		const char *kind = (const char *)sqlite3_column_text(st, 2);
+		const char *rid = (const char *)sqlite3_column_text(st, 3);
+		int mine = strcmp(kind, "task") == 0 && strcmp(rid, task) == 0;
+		if (!mine && change_decode_canonical(sqlite3_column_blob(st, 4),
+						     (size_t)sqlite3_column_bytes(st, 4), NULL,
+						     &c) == TLY_OK) {
+			mine = change_field_get(c, "task", &fv) && fv.type == FIELD_TEXT &&
+			       strcmp(fv.text, task) == 0;
+			change_free(c);
+		}
+		if (!mine)
+			continue;
+		const char *code = (const char *)sqlite3_column_text(st, 5);
+		const char *reason = (const char *)sqlite3_column_text(st, 6);
+		json_array_append_new(
+			arr, json_pack("{s:s, s:I, s:s, s:s, s:s, s:s}", "site",
+				       (const char *)sqlite3_column_text(st, 0), "seq",
+				       (json_int_t)sqlite3_column_int64(st, 1), "kind", kind, "record",
+				       rid, "code", code ? code : "", "reason", reason ? reason : ""));
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? TLY_OK : db_err(db, rc);
+}
+
 /* The change history of one record, decoded. */
 static int history_json(struct db *db, const char *kind, const char *id, json_t *arr)
 {
@@ -340,6 +384,10 @@ int views_task_show(struct db *db, const char *task, json_t **out)
 	json_object_set_new(o, "reviews", reviews);
 	json_object_set_new(o, "history", history);
 	json_object_set_new(o, "conflicts", conflicts);
+	json_t *rejected = json_array();
+	if (!err)
+		err = rejected_for_task_json(db, task, rejected);
+	json_object_set_new(o, "rejected_changes", rejected);
 	if (err) {
 		json_decref(o);
 		return err;
@@ -554,13 +602,10 @@ int views_status(struct db *db, json_t **out)
 	if (ob.pending)
 		views_format_ms(ob.oldest_ms, when);
 	json_object_set_new(o, "oldest_pending", ob.pending ? json_string(when) : json_null());
-	json_t *sync = json_array();
-	err = rows_json(db,
-			"SELECT upstream_url, epoch, pull_cursor, server_offset_ms, last_attempt_ms, "
-			"last_success_ms, last_error_code, last_error_text FROM sync_state WHERE one = 1",
-			NULL, NULL, sync);
-	json_object_set(o, "sync", json_array_size(sync) ? json_array_get(sync, 0) : json_null());
-	json_decref(sync);
+	json_object_set_new(o, "oldest_pending_ms", ob.pending ? json_integer(ob.oldest_ms) : json_null());
+	json_t *sync = NULL;
+	err = syncstate_json(db, &sync);
+	json_object_set_new(o, "sync", sync ? sync : json_null());
 	json_t *rej = json_array();
 	if (!err)
 		err = rows_json(db,

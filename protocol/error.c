@@ -78,6 +78,9 @@ static const struct error_row error_table[] = {
 	[TLY_E_LENGTH_REQUIRED] = {"length_required", "请求没有注明数据长度，服务器拒收"},
 	[TLY_E_UNAVAILABLE] = {"unavailable", "服务器正忙或正在停止，请稍后再试；修改已保存在本机"},
 	[TLY_E_CONFIG] = {"bad_config", "配置文件有错误，请按提示的行号修改"},
+	[TLY_E_BLOB_TOO_LARGE] = {"blob_too_large", "单个文件超过上限，请压缩或拆分后再附上"},
+	[TLY_E_BLOB_QUOTA] = {"blob_quota", "今日上传已达上限，剩下的文件明天继续上传"},
+	[TLY_E_BLOB_HASH] = {"blob_hash_mismatch", "文件内容与校验值不符，未被接收"},
 };
 
 /* A code added to error.h without its row here fails the build, not a user. */

@@ -79,6 +79,10 @@ enum tly_err {
 	TLY_E_LENGTH_REQUIRED,/* length_required: body without Content-Length (chunked) */
 	TLY_E_UNAVAILABLE,    /* unavailable: server stopping or overloaded, retry later */
 	TLY_E_CONFIG,         /* bad_config: configuration file or option refused */
+	/* evidence files (client/blobstore.h, daemon/blobsrv.h) */
+	TLY_E_BLOB_TOO_LARGE, /* blob_too_large: one file over the per-file cap */
+	TLY_E_BLOB_QUOTA,     /* blob_quota: a village's bytes for today are used up */
+	TLY_E_BLOB_HASH,      /* blob_hash_mismatch: a chunk or file does not hash as declared */
 
 	TLY_E__COUNT
 };

@@ -8,7 +8,7 @@ PKGS=(
   build-essential cmake pkg-config clang
   libjansson-dev zlib1g-dev libssl-dev libsqlite3-dev sqlite3
   libcurl4-openssl-dev curl libevent-dev libcmocka-dev libxlsxwriter-dev
-  openssl faketime procps python3 sslscan
+  openssl faketime procps python3 sslscan python3-openpyxl
 )
 
 missing=()

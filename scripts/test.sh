@@ -14,6 +14,11 @@ cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DTALLY_SANITIZE=ON \
       -DCMAKE_C_COMPILER="${CC:-cc}" >/dev/null
 cmake --build "$BUILD" -j"$(nproc)"
 
+# A Release build too: -O2 finds warnings (maybe-uninitialized) that -O0
+# does not, and both builds must stay clean.
+cmake -S . -B "$BUILD-release" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$BUILD-release" -j"$(nproc)"
+
 # libFuzzer needs clang; its targets get a build tree of their own so the
 # main build keeps gcc's warnings.
 if [ "$FUZZ" = ON ]; then
