@@ -122,13 +122,16 @@ static const char *jstr(json_t *o, const char *k) { return json_string_value(jso
 
 /* ---- tasks -------------------------------------------------------------------------------------------- */
 
+/* CROSS JOIN fixes the join order: left to itself SQLite 3.40 drives the
+ * latest-entry subquery from field_state (every progress percent of every
+ * task) rather than from this task's few entries (see report.c). */
 #define TASK_SELECT                                                                            \
 	"SELECT t.id AS id, v.name AS village, t.village AS village_id, t.problem AS problem, "  \
 	"p.source AS source, t.measures AS measures, t.target AS target, "                        \
 	"t.root_cause AS root_cause, t.elsewhere AS elsewhere, t.owner AS owner, "                \
 	"t.leader AS leader, t.deadline AS deadline, t.status AS status, "                        \
 	"t.created_on AS created_on, "                                                            \
-	"coalesce((SELECT pr.percent FROM progress pr JOIN field_state f ON f.kind = 'progress' " \
+	"coalesce((SELECT pr.percent FROM progress pr CROSS JOIN field_state f ON f.kind = 'progress' " \
 	"  AND f.record_id = pr.id AND f.field = 'percent' WHERE pr.task = t.id "                 \
 	"  ORDER BY f.stamp DESC, f.site DESC LIMIT 1), 0) AS progress, "                          \
 	"(SELECT max(pr.date) FROM progress pr WHERE pr.task = t.id) AS last_progress "           \

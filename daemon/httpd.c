@@ -44,6 +44,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "daemon/addr.h"
 #include "daemon/httpd.h"
 #include "daemon/httpparse.h"
 #include "daemon/log.h"
@@ -1297,55 +1298,6 @@ fail:
 	return rc;
 }
 
-/* "1.2.3.4:443", "[::1]:0", "host:443" into a socket address (the first
- * getaddrinfo answers for a name). Port 0 is allowed: the kernel picks. */
-static int parse_hostport(const char *hp, struct sockaddr_storage *ss, int *sslen)
-{
-	char host[256];
-	const char *colon, *hs = hp;
-	size_t hlen;
-	struct addrinfo hints, *ai = NULL;
-	char *end;
-	long port;
-
-	if (hp[0] == '[') {
-		const char *rb = strchr(hp, ']');
-		if (!rb || rb[1] != ':')
-			return -1;
-		hs = hp + 1;
-		hlen = (size_t)(rb - hs);
-		colon = rb + 1;
-	} else {
-		colon = strrchr(hp, ':');
-		if (!colon)
-			return -1;
-		hlen = (size_t)(colon - hp);
-	}
-	if (hlen == 0 || hlen >= sizeof host)
-		return -1;
-	memcpy(host, hs, hlen);
-	host[hlen] = '\0';
-	port = strtol(colon + 1, &end, 10);
-	if (colon[1] == '\0' || *end != '\0' || port < 0 || port > 65535)
-		return -1;
-	memset(&hints, 0, sizeof hints);
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE;
-	if (getaddrinfo(host, NULL, &hints, &ai) != 0 || !ai)
-		return -1;
-	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-	*sslen = (int)ai->ai_addrlen;
-	freeaddrinfo(ai);
-	if (ss->ss_family == AF_INET)
-		((struct sockaddr_in *)(void *)ss)->sin_port = htons((uint16_t)port);
-	else if (ss->ss_family == AF_INET6)
-		((struct sockaddr_in6 *)(void *)ss)->sin6_port = htons((uint16_t)port);
-	else
-		return -1;
-	return 0;
-}
-
 int httpd_listen(struct httpd *s, const char *hostport, unsigned *port)
 {
 	struct sockaddr_storage ss;
@@ -1355,7 +1307,7 @@ int httpd_listen(struct httpd *s, const char *hostport, unsigned *port)
 	if (s->nlis >= HTTPD_MAX_LISTENERS)
 		return TLY_E_USAGE;
 	memset(&ss, 0, sizeof ss);
-	if (parse_hostport(hostport, &ss, &sslen) != 0) {
+	if (addr_parse_hostport(hostport, AI_PASSIVE, &ss, &sslen) != 0) {
 		log_event(LOG_LEVEL_ERROR, "http_listen_bad_address", "address=%s", hostport);
 		return TLY_E_USAGE;
 	}

@@ -58,7 +58,13 @@ class Target:
 def receive_all(port, timeout=10):
     """Connects and reads until EOF or reset: (bytes received, how it ended)."""
     got = 0
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    except ConnectionResetError:
+        # A reset cut can land before connect() has reported success: the
+        # proxy accepts, forwards and sends RST within microseconds, and
+        # Python's timed connect then reads the reset from SO_ERROR.
+        return got, "reset"
     try:
         while True:
             d = s.recv(65536)

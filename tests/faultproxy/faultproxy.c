@@ -54,6 +54,8 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 
+#include "daemon/addr.h"
+
 #define DIR_C2S 0
 #define DIR_S2C 1
 #define NO_LIMIT UINT64_MAX
@@ -126,51 +128,6 @@ static uint64_t rnd(struct proxy *p)
 	p->rng ^= p->rng << 25;
 	p->rng ^= p->rng >> 27;
 	return p->rng * 2685821657736338717ull;
-}
-
-static int parse_addr(const char *hp, struct sockaddr_storage *ss, int *len)
-{
-	char host[256];
-	const char *colon, *hs = hp;
-	size_t hlen;
-	struct addrinfo hints, *ai = NULL;
-	char *end;
-	long port;
-
-	if (hp[0] == '[') {
-		const char *rb = strchr(hp, ']');
-		if (!rb || rb[1] != ':')
-			return -1;
-		hs = hp + 1;
-		hlen = (size_t)(rb - hs);
-		colon = rb + 1;
-	} else {
-		colon = strrchr(hp, ':');
-		if (!colon)
-			return -1;
-		hlen = (size_t)(colon - hp);
-	}
-	if (hlen == 0 || hlen >= sizeof host)
-		return -1;
-	memcpy(host, hs, hlen);
-	host[hlen] = '\0';
-	port = strtol(colon + 1, &end, 10);
-	if (*end || port < 0 || port > 65535)
-		return -1;
-	memset(&hints, 0, sizeof hints);
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICHOST;
-	if (getaddrinfo(host, NULL, &hints, &ai) != 0)
-		return -1;
-	memset(ss, 0, sizeof *ss);
-	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-	*len = (int)ai->ai_addrlen;
-	freeaddrinfo(ai);
-	if (ss->ss_family == AF_INET)
-		((struct sockaddr_in *)(void *)ss)->sin_port = htons((uint16_t)port);
-	else
-		((struct sockaddr_in6 *)(void *)ss)->sin6_port = htons((uint16_t)port);
-	return 0;
 }
 
 static unsigned port_of(evutil_socket_t fd)
@@ -761,8 +718,8 @@ int main(int argc, char **argv)
 	}
 	if (!listen || !target || p.max_buffer < 1024)
 		usage();
-	if (parse_addr(listen, &p.listen_addr, &p.listen_len) != 0 ||
-	    parse_addr(target, &p.target, &p.target_len) != 0) {
+	if (addr_parse_hostport(listen, AI_NUMERICHOST, &p.listen_addr, &p.listen_len) != 0 ||
+	    addr_parse_hostport(target, AI_NUMERICHOST, &p.target, &p.target_len) != 0) {
 		fprintf(stderr, "faultproxy: bad address\n");
 		return 2;
 	}
@@ -779,7 +736,7 @@ int main(int argc, char **argv)
 	if (control) {
 		struct sockaddr_storage cs;
 		int clen;
-		if (parse_addr(control, &cs, &clen) != 0)
+		if (addr_parse_hostport(control, AI_NUMERICHOST, &cs, &clen) != 0)
 			usage();
 		ctl = evconnlistener_new_bind(p.base, control_accept_cb, &p,
 					      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16,
