@@ -203,7 +203,8 @@ static void counts_add(struct report_counts *n, const struct report_row *row)
 
 int64_t report_rate_permille(const struct report_counts *c)
 {
-	return c->tasks > 0 ? c->closed * 1000 / c->tasks : -1;
+	/* Rounded half up: 1 of 6 closed reads 16.7 %, as a person would say. */
+	return c->tasks > 0 ? (c->closed * 1000 + c->tasks / 2) / c->tasks : -1;
 }
 
 /* Last contact of each village: the township's devices, or this device's

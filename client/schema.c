@@ -175,9 +175,30 @@ static const char schema_v2[] =
 	");\n"
 	"CREATE INDEX srv_audit_device ON srv_audit (device_id, id);\n";
 
+/* Version 3: the township dashboard's logins and sessions (daemon/dashauth.c).
+ * Server-local, never replicated. Passwords are scrypt hashes with their
+ * salt and cost; a session is known only by the SHA-256 of its cookie. */
+static const char schema_v3[] =
+	"CREATE TABLE dash_login (\n"
+	"  name TEXT PRIMARY KEY,\n"
+	"  salt BLOB NOT NULL CHECK (length(salt) = 16),\n"
+	"  hash BLOB NOT NULL CHECK (length(hash) = 32),\n"
+	"  log2_n INTEGER NOT NULL,\n"
+	"  r INTEGER NOT NULL,\n"
+	"  p INTEGER NOT NULL,\n"
+	"  updated_ms INTEGER NOT NULL\n"
+	");\n"
+	"CREATE TABLE dash_session (\n"
+	"  id_hash BLOB PRIMARY KEY CHECK (length(id_hash) = 32),\n"
+	"  name TEXT NOT NULL,\n"
+	"  created_ms INTEGER NOT NULL,\n"
+	"  expires_ms INTEGER NOT NULL\n"
+	");\n";
+
 static const struct schema_migration migrations[] = {
 	{schema_v1},
 	{schema_v2},
+	{schema_v3},
 };
 
 const struct schema_migration *schema_migrations(size_t *n)

@@ -4,6 +4,7 @@
  * never disagree with what the command accepts.
  */
 #include "cmds.h"
+#include "daemon/dashauth.h"
 #include "daemon/serve_cmds.h"
 
 #define END {0}
@@ -143,6 +144,8 @@ static const struct cli_cmd commands[] = {
 	 cmd_device_revoke},
 	{"user add", "NAME", 1, 1, 1, "建立乡镇用户凭证（可读取全部台账），只显示一次（乡镇）", f_none,
 	 cmd_user_add},
+	{"user passwd", "NAME", 1, 1, 1, "设置乡镇看板的登录密码（从标准输入读取，不写在命令行上）（乡镇）",
+	 f_none, cmd_user_passwd},
 	{"server new-epoch", NULL, 0, 0, 1, "从备份恢复服务器数据库后运行：各村将重新上传（乡镇）",
 	 f_none, cmd_server_new_epoch},
 	{"village list", NULL, 0, 0, 1, "列出各村及任务完成情况", f_none, cmd_village_list},

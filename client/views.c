@@ -537,7 +537,7 @@ static json_t *groups_array(json_t *groups)
 		json_int_t tasks = json_integer_value(json_object_get(g, "tasks"));
 		json_int_t closed = json_integer_value(json_object_get(g, "closed"));
 		json_object_set_new(g, "completion_permille",
-				    json_integer(tasks ? closed * 1000 / tasks : 0));
+				    json_integer(tasks ? (closed * 1000 + tasks / 2) / tasks : 0));
 		json_array_append(arr, g);
 	}
 	return arr;

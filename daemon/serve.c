@@ -14,6 +14,7 @@
 #include "client/clock.h"
 #include "client/srvstore.h"
 #include "daemon/config.h"
+#include "daemon/dash.h"
 #include "daemon/httpd.h"
 #include "daemon/log.h"
 #include "daemon/ratelimit.h"
@@ -66,6 +67,7 @@ struct server {
 	struct syncsrv *ss;
 	struct httpd *h;
 	struct ratelimit *rl;
+	struct dash *dash; /* the township dashboard (dash.h) */
 	char mark_path[PATH_MAX_LEN];
 	unsigned pause_ms; /* test hook, 0 in production */
 };
@@ -574,6 +576,11 @@ int serve_main(int argc, char **argv)
 		if (err)
 			goto out;
 	}
+	err = dash_new(sv.ss, &sv.dash);
+	if (!err)
+		err = dash_add_routes(sv.dash, sv.h);
+	if (err)
+		goto out;
 	httpd_set_auth(sv.h, auth_hook, &sv);
 	for (size_t i = 0; i < nlisten; i++) {
 		unsigned p = 0;
@@ -600,6 +607,7 @@ out:
 	if (rc == 1 && err)
 		log_event(LOG_LEVEL_ERROR, "serve_failed", "code=%s", error_name(err));
 	httpd_free(sv.h);
+	dash_free(sv.dash); /* borrows sv.ss: before syncsrv_close */
 	ratelimit_free(sv.rl);
 	syncsrv_close(sv.ss);
 	SSL_CTX_free(ctx);

@@ -9,7 +9,13 @@ PKGS=(
   libjansson-dev zlib1g-dev libssl-dev libsqlite3-dev sqlite3
   libcurl4-openssl-dev curl libevent-dev libcmocka-dev libxlsxwriter-dev
   openssl faketime procps python3 sslscan python3-openpyxl
+  chromium fonts-wqy-microhei
 )
+# Node.js for the dashboard's browser test: Debian's packages only where no
+# node/npm is on the machine already (a NodeSource nodejs bundles npm and
+# conflicts with Debian's npm package).
+command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
+command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 
 missing=()
 for p in "${PKGS[@]}"; do

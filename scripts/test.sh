@@ -6,6 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/deps.sh
+# playwright-core for the dashboard's browser test, from the committed
+# lock file; nothing is fetched (offline-safe) once it is installed.
+if command -v npm >/dev/null 2>&1 && \
+   [ ! -f tests/dashboard/node_modules/playwright-core/package.json ]; then
+  (cd tests/dashboard && npm ci --no-audit --no-fund --silent) || \
+    echo "test.sh: npm ci failed in tests/dashboard; the browser test will be skipped" >&2
+fi
 
 BUILD=${TALLY_BUILD_DIR:-build-asan}
 FUZZ=OFF

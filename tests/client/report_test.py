@@ -219,7 +219,7 @@ def expected(db, silent_days=7, stale_days=14):
             g["behind"] += f["behind"]
     for g in list(byv.values()) + list(bys.values()) + [total]:
         base = sum(g[k] for k in ("closed", "submitted", "doing", "todo", "long_term"))
-        g["completion_permille"] = g["closed"] * 1000 // base if base else None
+        g["completion_permille"] = (g["closed"] * 1000 + base // 2) // base if base else None
     for vid, g in byv.items():
         g["label"] = names[vid]
         ms = contact.get(vid)
