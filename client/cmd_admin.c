@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "blobstore.h"
 #include "clock.h"
 #include "cmds.h"
 #include "protocol/error.h"
@@ -66,6 +67,10 @@ int cmd_verify(struct cli *cli, const struct cli_args *a)
 	int err = verify_run(cli->db, &r);
 	if (!r)
 		return err;
+	/* Evidence files are checked against their names as part of verify. */
+	int berr = blobstore_verify(cli->db, r);
+	if (!err)
+		err = berr;
 	if (cli->json) {
 		/* One JSON document: the report, carrying the error when it failed. */
 		if (err) {
@@ -88,6 +93,11 @@ int cmd_verify(struct cli *cli, const struct cli_args *a)
 		json_t *rb = json_object_get(r, "rebuild");
 		printf("由修改记录重建数据（%lld 条）：%s\n", ji(rb, "changes"),
 		       json_is_true(json_object_get(rb, "ok")) ? "一致" : "不一致");
+		json_t *bl = json_object_get(r, "blobs");
+		if (bl)
+			printf("佐证文件：核对 %lld 个，损坏 %zu 个，本机没有 %lld 个\n",
+			       ji(bl, "checked"), json_array_size(json_object_get(bl, "bad")),
+			       ji(bl, "missing"));
 		printf("数据库完整性：%s\n",
 		       json_is_true(json_object_get(json_object_get(r, "integrity"), "ok")) ? "正常"
 											   : "异常");

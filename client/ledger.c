@@ -2,11 +2,11 @@
  * ledger — domain operations as batches of changes (see ledger.h).
  */
 #include <errno.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "blobstore.h"
 #include "clock.h"
 #include "protocol/error.h"
 #include "ledger.h"
@@ -437,39 +437,39 @@ static int task_status(struct db *db, const char *id, char *out, size_t n)
 	return TLY_OK;
 }
 
-/* SHA-256 and size of a file, streamed so a large scan costs no memory. */
-static int hash_file(const char *path, char hex[65], int64_t *size, struct buf *why)
+/*
+ * Copies an evidence file into the site's store and adds its record to the
+ * batch. The blob is durable before the record is written: a record never
+ * names a file this site could have lost (blobstore.h).
+ */
+static int add_evidence(struct db *db, struct batch *b, const char *task, const char *progress,
+			const char *file, const char *date, struct buf *why)
 {
-	unsigned char chunk[65536], md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	int err = TLY_OK;
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		why_set(why, "无法读取佐证文件 %s：%s", path, strerror(errno));
-		return TLY_E_IO;
-	}
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
-		err = TLY_E_NOMEM;
-		goto out;
-	}
-	*size = 0;
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-		EVP_DigestUpdate(ctx, chunk, n);
-		*size += (int64_t)n;
-	}
-	if (ferror(f)) {
-		why_set(why, "读取佐证文件 %s 出错", path);
-		err = TLY_E_IO;
-		goto out;
-	}
-	EVP_DigestFinal_ex(ctx, md, &mdlen);
-	for (unsigned i = 0; i < mdlen && i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
-out:
-	EVP_MD_CTX_free(ctx);
-	fclose(f);
+	struct blobstore_info bi;
+	struct change *c;
+	const char *base = strrchr(file, '/');
+	base = base ? base + 1 : file;
+	int err = blobstore_put_file(
+		db, file, db_setting_int(db, "evidence_max_bytes", BLOBSTORE_MAX_FILE_DEFAULT), &bi,
+		why);
+	if (!err)
+		err = batch_add(db, b, "evidence", NULL, NULL, &c);
+	if (!err)
+		err = set_text(c, "task", task, why);
+	if (!err && progress)
+		err = set_text(c, "progress", progress, why);
+	if (!err)
+		err = set_text(c, "sha256", bi.sha256, why);
+	if (!err)
+		err = set_text(c, "name", base, why);
+	if (!err)
+		err = set_int(c, "size", bi.size);
+	if (!err)
+		err = set_text(c, "type", bi.type, why);
+	if (!err)
+		err = set_text(c, "author", author_of(db), why);
+	if (!err)
+		err = set_text(c, "date", date, why);
 	return err;
 }
 
@@ -509,29 +509,8 @@ int ledger_progress_add(struct db *db, const char *task, int64_t percent, const 
 		err = set_text(c, "author", author_of(db), why);
 	if (!err)
 		err = set_text(c, "date", d, why);
-	for (size_t i = 0; !err && i < nevidence; i++) {
-		char hex[65];
-		int64_t size = 0;
-		const char *base = strrchr(evidence[i], '/');
-		base = base ? base + 1 : evidence[i];
-		err = hash_file(evidence[i], hex, &size, why);
-		if (!err)
-			err = batch_add(db, &b, "evidence", NULL, NULL, &c);
-		if (!err)
-			err = set_text(c, "task", id, why);
-		if (!err)
-			err = set_text(c, "progress", pid, why);
-		if (!err)
-			err = set_text(c, "sha256", hex, why);
-		if (!err)
-			err = set_text(c, "name", base, why);
-		if (!err)
-			err = set_int(c, "size", size);
-		if (!err)
-			err = set_text(c, "author", author_of(db), why);
-		if (!err)
-			err = set_text(c, "date", d, why);
-	}
+	for (size_t i = 0; !err && i < nevidence; i++)
+		err = add_evidence(db, &b, id, pid, evidence[i], d, why);
 	/* Reporting work on a task that has not started means it has. */
 	if (!err && strcmp(status, "todo") == 0) {
 		err = batch_add(db, &b, "task", id, NULL, &c);
@@ -544,6 +523,30 @@ int ledger_progress_add(struct db *db, const char *task, int64_t percent, const 
 			snprintf(out, LEDGER_ID_SIZE, "%s", pid);
 		return err;
 	}
+	batch_free(&b);
+	return err;
+}
+
+int ledger_evidence_add(struct db *db, const char *task, const char *progress,
+			const char *const *files, size_t nfiles, struct buf *why)
+{
+	struct batch b = {0};
+	char id[LEDGER_ID_SIZE], pid[LEDGER_ID_SIZE], d[CLOCK_DATE_LEN + 1];
+	int err;
+
+	if (nfiles == 0 || nfiles > LEDGER_MAX_EVIDENCE) {
+		why_set(why, "一次可附 1 到 %d 个佐证文件", LEDGER_MAX_EVIDENCE);
+		return nfiles ? TLY_E_TOO_MANY : TLY_E_USAGE;
+	}
+	err = today(d, why);
+	if (!err)
+		err = ledger_resolve(db, "task", task, id, why);
+	if (!err && progress)
+		err = ledger_resolve(db, "progress", progress, pid, why);
+	for (size_t i = 0; !err && i < nfiles; i++)
+		err = add_evidence(db, &b, id, progress ? pid : NULL, files[i], d, why);
+	if (!err)
+		return write_batch(db, &b, why);
 	batch_free(&b);
 	return err;
 }

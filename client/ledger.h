@@ -70,6 +70,13 @@ int ledger_progress_add(struct db *db, const char *task, int64_t percent, const 
 			const char *reason, const char *const *evidence, size_t nevidence,
 			char *out, struct buf *why);
 
+/* Attaches evidence files to an existing task (and, when progress is not
+ * NULL, to one of its progress entries): each file is copied into the
+ * site's store (client/blobstore.h) and gets an `evidence` record; all in
+ * one batch. Same limits as ledger_progress_add. */
+int ledger_evidence_add(struct db *db, const char *task, const char *progress,
+			const char *const *files, size_t nfiles, struct buf *why);
+
 /* 申请销号: the task moves to submitted. */
 int ledger_submit(struct db *db, const char *task, struct buf *why);
 

@@ -195,10 +195,48 @@ static const char schema_v3[] =
 	"  expires_ms INTEGER NOT NULL\n"
 	");\n";
 
+/*
+ * Version 4: evidence files (client/blobstore.h, docs/evidence.md).
+ *
+ * evidence.type is the media type guessed when the file was stored. The
+ * other tables are never replicated: blob_upload is a village's memory of
+ * which blobs the server has (or refused for good), blob_sent its bytes
+ * per day for the metered-link budget; srv_blob is the township's state of
+ * each upload (have: one bit per chunk, set only after the chunk's bytes
+ * were fsynced), srv_blob_usage the bytes each village sent per day.
+ */
+static const char schema_v4[] =
+	"ALTER TABLE evidence ADD COLUMN type;\n"
+	"CREATE INDEX evidence_sha256 ON evidence (sha256);\n"
+	"CREATE TABLE blob_upload (\n"
+	"  sha256 TEXT PRIMARY KEY,\n"
+	"  state TEXT NOT NULL CHECK (state IN ('done', 'refused')),\n"
+	"  code TEXT,\n"
+	"  message TEXT,\n"
+	"  at_ms INTEGER NOT NULL\n"
+	");\n"
+	"CREATE TABLE blob_sent (day TEXT PRIMARY KEY, bytes INTEGER NOT NULL);\n"
+	"CREATE TABLE srv_blob (\n"
+	"  sha256 TEXT PRIMARY KEY,\n"
+	"  size INTEGER NOT NULL CHECK (size >= 0),\n"
+	"  chunk_size INTEGER NOT NULL CHECK (chunk_size > 0),\n"
+	"  have BLOB NOT NULL,\n"
+	"  state TEXT NOT NULL CHECK (state IN ('partial', 'complete')),\n"
+	"  created_ms INTEGER NOT NULL,\n"
+	"  done_ms INTEGER\n"
+	");\n"
+	"CREATE TABLE srv_blob_usage (\n"
+	"  village TEXT NOT NULL,\n"
+	"  day TEXT NOT NULL,\n"
+	"  bytes INTEGER NOT NULL,\n"
+	"  PRIMARY KEY (village, day)\n"
+	") WITHOUT ROWID;\n";
+
 static const struct schema_migration migrations[] = {
 	{schema_v1},
 	{schema_v2},
 	{schema_v3},
+	{schema_v4},
 };
 
 const struct schema_migration *schema_migrations(size_t *n)
@@ -231,6 +269,7 @@ static const struct schema_field progress_fields[] = {
 };
 static const struct schema_field evidence_fields[] = {
 	T("task"), T("progress"), T("sha256"), T("name"), I("size"), T("author"), T("date"),
+	T("type"),
 };
 static const struct schema_field review_fields[] = {
 	T("task"), T("type"), T("decision"), L("opinion"), T("until"), T("request"),

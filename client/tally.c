@@ -82,6 +82,15 @@ static const struct cli_flag f_progress[] = {
 	{"evidence", 1, 1, "FILE", "佐证材料文件（可多次给出；记录其 SHA-256 和大小）"},
 	END,
 };
+static const struct cli_flag f_evidence_add[] = {
+	{"file", 1, 1, "FILE", "佐证材料文件（可多次给出；也可直接写在任务编号后面）"},
+	{"progress", 1, 0, "ID", "对应的进展记录编号（不给则只挂在任务上）"},
+	END,
+};
+static const struct cli_flag f_evidence_get[] = {
+	{"output", 1, 0, "FILE", "写到这个文件（也可写作 -o FILE）"},
+	END,
+};
 static const struct cli_flag f_review[] = {
 	{"approve", 0, 0, NULL, "同意销号"},
 	{"reject", 0, 0, NULL, "驳回，任务回到整改中"},
@@ -158,6 +167,11 @@ static const struct cli_cmd commands[] = {
 	{"task update", "TASK", 1, 1, 1, "修改任务的措施、责任人、时限或状态", f_task_update,
 	 cmd_task_update},
 	{"progress", "TASK", 1, 1, 1, "填报整改进展（可附佐证材料）", f_progress, cmd_progress},
+	{"evidence add", "TASK [FILE]...", 1, 4, 1, "给任务补充佐证材料（复制进本机的材料库，随后上传）",
+	 f_evidence_add, cmd_evidence_add},
+	{"evidence list", "[TASK]", 0, 1, 1, "列出佐证材料及其上传情况", f_none, cmd_evidence_list},
+	{"evidence get", "HASH -o FILE", 1, 3, 1, "按校验值（可只给前几位）取出一份佐证材料",
+	 f_evidence_get, cmd_evidence_get},
 	{"submit", "TASK", 1, 1, 1, "申请销号", f_none, cmd_submit},
 	{"review", "TASK", 1, 1, 1, "销号审核：同意或驳回（乡镇）", f_review, cmd_review},
 	{"reinspect", "TASK", 1, 1, 1, "回头看：巩固或反弹（乡镇）", f_reinspect, cmd_reinspect},

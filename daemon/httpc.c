@@ -451,8 +451,8 @@ static int add_header(struct curl_slist **list, const char *line)
 }
 
 static int attempt(struct httpc *c, const char *base, const struct httpc_request *req,
-		   const void *body, size_t body_len, int gzipped, struct httpc_response *res,
-		   int *sent_any)
+		   const char *body_type, const void *body, size_t body_len, int gzipped,
+		   struct httpc_response *res, int *sent_any)
 {
 	CURL *h = c->curl;
 	struct curl_slist *hdrs = NULL;
@@ -528,7 +528,14 @@ static int attempt(struct httpc *c, const char *base, const struct httpc_request
 			goto out;
 	}
 	if (body) {
-		if ((rc = add_header(&hdrs, "Content-Type: application/json")) != TLY_OK ||
+		char ct[160];
+		if ((size_t)snprintf(ct, sizeof ct, "Content-Type: %s",
+				     body_type ? body_type : "application/json") >=
+		    sizeof ct) {
+			rc = TLY_E_USAGE;
+			goto out;
+		}
+		if ((rc = add_header(&hdrs, ct)) != TLY_OK ||
 		    (gzipped && (rc = add_header(&hdrs, "Content-Encoding: gzip")) != TLY_OK))
 			goto out;
 	}
@@ -597,6 +604,12 @@ out:
 
 int httpc_send(struct httpc *c, const struct httpc_request *req, struct httpc_response *res)
 {
+	return httpc_send_typed(c, req, NULL, res);
+}
+
+int httpc_send_typed(struct httpc *c, const struct httpc_request *req, const char *content_type,
+		     struct httpc_response *res)
+{
 	struct buf gz;
 	const void *body = NULL;
 	size_t body_len = 0;
@@ -616,7 +629,7 @@ int httpc_send(struct httpc *c, const struct httpc_request *req, struct httpc_re
 		goto out;
 	}
 	if (req->body) {
-		if (req->body_len >= c->o.gzip_min_bytes) {
+		if (!content_type && req->body_len >= c->o.gzip_min_bytes) {
 			rc = compress_gzip(req->body, req->body_len, &gz);
 			if (rc != TLY_OK)
 				goto out;
@@ -634,7 +647,8 @@ int httpc_send(struct httpc *c, const struct httpc_request *req, struct httpc_re
 		int sent_any = 0;
 
 		res->base_url = c->urls[i];
-		rc = attempt(c, c->urls[i], req, body, body_len, gzipped, res, &sent_any);
+		rc = attempt(c, c->urls[i], req, content_type, body, body_len, gzipped, res,
+			     &sent_any);
 		if (rc == TLY_OK || rc == TLY_E_HTTP_STATUS) {
 			/* a server answered: it is the one to ask next time */
 			c->preferred = i;

@@ -121,6 +121,10 @@ void httpc_free(struct httpc *c);
 int httpc_send(struct httpc *c, const struct httpc_request *req, struct httpc_response *res);
 
 void httpc_response_clear(struct httpc_response *res);
+/* httpc_send with a body of another Content-Type (NULL: application/json),
+ * sent as is, never gzip'd: evidence chunks are dense and hashed as sent. */
+int httpc_send_typed(struct httpc *c, const struct httpc_request *req, const char *content_type,
+		     struct httpc_response *res);
 
 /* Sums over every request this handle sent, for benchmarks: HTTP bytes
  * sent and received, and TLS handshake bytes (see struct httpc_response). */

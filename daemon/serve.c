@@ -13,6 +13,7 @@
 
 #include "client/clock.h"
 #include "client/srvstore.h"
+#include "daemon/blobsrv.h"
 #include "daemon/config.h"
 #include "daemon/dash.h"
 #include "daemon/httpd.h"
@@ -67,6 +68,7 @@ struct server {
 	struct syncsrv *ss;
 	struct httpd *h;
 	struct ratelimit *rl;
+	struct blobsrv *blob;
 	struct dash *dash; /* the township dashboard (dash.h) */
 	char mark_path[PATH_MAX_LEN];
 	unsigned pause_ms; /* test hook, 0 in production */
@@ -294,7 +296,13 @@ static int auth_hook(struct httpd_req *r, void *arg)
 	}
 	if (err)
 		return err;
-	if (sv->rl) {
+	if (sv->blob && blobsrv_is_chunk(r)) {
+		/* Chunks are metered by bytes per village per day, not by the
+		 * request rate: a 20 MB photo is hundreds of them. */
+		err = blobsrv_admit(sv->blob, r, &p);
+		if (err)
+			return err;
+	} else if (sv->rl) {
 		char key[40];
 		uint64_t wait_ms = 0;
 		snprintf(key, sizeof key, "%c:%s", p.kind, p.id);
@@ -377,10 +385,12 @@ int serve_main(int argc, char **argv)
 {
 	struct httpd_options ho;
 	struct serve_conf sc;
-	struct config_section secs[2] = {
+	struct blobsrv_options bo;
+	struct config_section secs[3] = {
 		{httpd_config_options, httpd_config_options_count, &ho},
 		{serve_config_options, sizeof serve_config_options / sizeof serve_config_options[0],
 		 &sc},
+		{blobsrv_config_options, blobsrv_config_options_count, &bo},
 	};
 	struct config_error cerr;
 	struct syncsrv_options so;
@@ -398,7 +408,8 @@ int serve_main(int argc, char **argv)
 	memset(&sc, 0, sizeof sc);
 	buf_init(&why, 4096);
 	httpd_options_default(&ho);
-	if (config_set_defaults(secs, 2) != TLY_OK)
+	blobsrv_options_default(&bo);
+	if (config_set_defaults(secs, 3) != TLY_OK)
 		goto out;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -447,7 +458,7 @@ int serve_main(int argc, char **argv)
 	}
 	/* The file first, then --set, then flags: the command line wins. */
 	if (config) {
-		err = config_load_file(secs, 2, config, &cerr);
+		err = config_load_file(secs, 3, config, &cerr);
 		if (err) {
 			log_event(LOG_LEVEL_ERROR, "config_refused", "file=%s line=%u key=%s reason=%s",
 				  config, cerr.line, cerr.key, cerr.msg);
@@ -461,7 +472,7 @@ int serve_main(int argc, char **argv)
 		char kv[1024];
 		snprintf(kv, sizeof kv, "%s", argv[++i]);
 		char *eq = strchr(kv, '=');
-		if (!eq || (*eq = '\0', config_set(secs, 2, kv, eq + 1, &cerr)) != TLY_OK) {
+		if (!eq || (*eq = '\0', config_set(secs, 3, kv, eq + 1, &cerr)) != TLY_OK) {
 			log_event(LOG_LEVEL_ERROR, "config_refused", "set=%s reason=%s", argv[i],
 				  eq ? cerr.msg : "KEY=VALUE expected");
 			rc = 2;
@@ -581,6 +592,11 @@ int serve_main(int argc, char **argv)
 		err = dash_add_routes(sv.dash, sv.h);
 	if (err)
 		goto out;
+	err = blobsrv_new(sv.ss, db_path, &bo, &sv.blob);
+	if (!err)
+		err = blobsrv_add_routes(sv.blob, sv.h);
+	if (err)
+		goto out;
 	httpd_set_auth(sv.h, auth_hook, &sv);
 	for (size_t i = 0; i < nlisten; i++) {
 		unsigned p = 0;
@@ -609,9 +625,10 @@ out:
 	httpd_free(sv.h);
 	dash_free(sv.dash); /* borrows sv.ss: before syncsrv_close */
 	ratelimit_free(sv.rl);
+	blobsrv_free(sv.blob);
 	syncsrv_close(sv.ss);
 	SSL_CTX_free(ctx);
-	config_free(secs, 2);
+	config_free(secs, 3);
 	buf_free(&why);
 	return rc;
 }

@@ -43,6 +43,13 @@ int cmd_sync(struct cli *cli, const struct cli_args *a)
 			(json_int_t)r.queue, "bytes_sent", (json_int_t)r.bytes_sent, "bytes_received",
 			(json_int_t)r.bytes_received, "offset_ms", (json_int_t)r.offset_ms,
 			"epoch_changed", r.epoch_changed);
+		if (o2)
+			json_object_update_new(
+				o2, json_pack("{s:I, s:I, s:I, s:I}", "blobs_uploaded",
+					      (json_int_t)r.blobs_uploaded, "blobs_refused",
+					      (json_int_t)r.blobs_refused, "blob_bytes",
+					      (json_int_t)r.blob_bytes, "blobs_pending",
+					      (json_int_t)r.blobs_pending));
 		if (err) {
 			json_object_set_new(o2, "error",
 					    json_pack("{s:s, s:s, s:s}", "code", error_name(err),

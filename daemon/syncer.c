@@ -9,6 +9,7 @@
 #include "client/db.h"
 #include "client/store.h"
 #include "client/syncstate.h"
+#include "daemon/blobsync.h"
 #include "daemon/httpc.h"
 #include "daemon/syncer.h"
 #include "protocol/error.h"
@@ -494,6 +495,26 @@ static int run_phase(struct syncer *s, int pull, struct syncer_report *r)
 	}
 }
 
+/* Evidence files, after the records (see syncer.h step 3). */
+static int run_blobs(struct syncer *s, struct syncer_report *r)
+{
+	struct blobsync_options bo = {s->max_retries, s->stop};
+	struct blobsync_report br;
+	int err = blobsync_run(s->db, s->http, s->token, &bo, &br);
+	r->blobs_uploaded += br.uploaded;
+	r->blobs_refused += br.refused;
+	r->blob_bytes += br.bytes;
+	r->blobs_pending = br.pending;
+	r->bytes_sent += br.http_sent;
+	r->bytes_received += br.http_received;
+	r->failures += br.failures;
+	if (br.uploaded || br.chunks)
+		r->progress = 1;
+	if (err || br.deferred)
+		snprintf(r->detail, sizeof r->detail, "%s", br.detail);
+	return err;
+}
+
 int syncer_cycle(struct syncer *s, int64_t next_attempt_ms, struct syncer_report *r)
 {
 	struct store_outbox_stats ob;
@@ -508,6 +529,8 @@ int syncer_cycle(struct syncer *s, int64_t next_attempt_ms, struct syncer_report
 		err = run_phase(s, 0, r);
 		if (!err && !r->epoch_changed)
 			err = run_phase(s, 1, r);
+		if (!err && !r->epoch_changed && !stopping(s))
+			err = run_blobs(s, r);
 		epoch_seen |= r->epoch_changed;
 		/* An epoch change restarts the cycle from seq 1; twice in one cycle
 		 * means the server keeps changing its mind: try again later. */

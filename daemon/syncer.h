@@ -14,6 +14,9 @@
  *   2. pull: from pull_cursor, pages of at most pull_limit changes, each
  *      page applied with store_apply_remote in ONE transaction together
  *      with the new cursor, until `more` is false.
+ *   3. evidence files (daemon/blobsync.h), only after 1 and 2 succeeded:
+ *      records before blobs, so a big photo never holds back the day's
+ *      progress entries.
  * seq_gap answers move the next push to the seq the server expects; an
  * epoch other than the stored one (PROTOCOL.md §11) resets acked_seq and
  * the pull cursor and restarts the cycle, so everything is resent from
@@ -74,6 +77,10 @@ struct syncer_report {
 	int progress;           /* something was acknowledged or pulled */
 	unsigned retry_after;   /* seconds the server asked to wait (429, 503), 0 if none */
 	int64_t offset_ms;      /* server_ms - device_ms at the last answer */
+	uint64_t blobs_uploaded; /* evidence files the server now has (daemon/blobsync.h) */
+	uint64_t blobs_refused;  /* refused for good this cycle */
+	uint64_t blob_bytes;     /* chunk bytes sent this cycle */
+	int64_t blobs_pending;   /* evidence files still to upload */
 	char detail[512];       /* the server's Chinese message or curl's text, for logs */
 };
 
