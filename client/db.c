@@ -2,6 +2,7 @@
  * db — opening, migrating and identifying a site's database (see db.h).
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,11 +15,15 @@
 #include "why.h"
 
 /* Small fixed cache: the write and apply paths run a few dozen distinct
- * statements, and re-preparing them per change would dominate batch apply. */
-#define DB_STMT_CACHE 96
+ * statements, and re-preparing them per change would dominate batch apply.
+ * The apply path adds one domain upsert per (kind, set of columns won) and
+ * one field_state upsert per row count, so there is room for those too. */
+#define DB_STMT_CACHE 192
 
 struct db_cached {
 	char *sql;
+	const char *key; /* the caller's pointer when cached: a hint, never trusted alone */
+	uint32_t hash;
 	sqlite3_stmt *st;
 };
 
@@ -58,13 +63,37 @@ int db_err(struct db *db, int rc)
 sqlite3 *db_handle(struct db *db) { return db->h; }
 const char *db_path(const struct db *db) { return db->path; }
 
+static uint32_t sql_hash(const char *sql)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return h;
+}
+
+static void stmt_hit(struct db_cached *e, const char *sql, sqlite3_stmt **out)
+{
+	e->key = sql;
+	sqlite3_reset(e->st);
+	sqlite3_clear_bindings(e->st);
+	*out = e->st;
+}
+
 int db_stmt(struct db *db, const char *sql, sqlite3_stmt **out)
 {
+	/* Hot paths pass the same string literal each time: the pointer finds
+	 * the entry without hashing, and strcmp confirms it (a stack buffer
+	 * may hold other text at the same address). */
 	for (size_t i = 0; i < db->ncached; i++) {
-		if (strcmp(db->cache[i].sql, sql) == 0) {
-			sqlite3_reset(db->cache[i].st);
-			sqlite3_clear_bindings(db->cache[i].st);
-			*out = db->cache[i].st;
+		if (db->cache[i].key == sql && strcmp(db->cache[i].sql, sql) == 0) {
+			stmt_hit(&db->cache[i], sql, out);
+			return TLY_OK;
+		}
+	}
+	uint32_t h = sql_hash(sql);
+	for (size_t i = 0; i < db->ncached; i++) {
+		if (db->cache[i].hash == h && strcmp(db->cache[i].sql, sql) == 0) {
+			stmt_hit(&db->cache[i], sql, out);
 			return TLY_OK;
 		}
 	}
@@ -86,6 +115,8 @@ int db_stmt(struct db *db, const char *sql, sqlite3_stmt **out)
 		return TLY_E_NOMEM;
 	}
 	db->cache[db->ncached].sql = copy;
+	db->cache[db->ncached].key = sql;
+	db->cache[db->ncached].hash = h;
 	db->cache[db->ncached].st = st;
 	db->ncached++;
 	*out = st;

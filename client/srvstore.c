@@ -572,7 +572,34 @@ struct feed_row {
 	char id[CHANGE_ID_MAX + 1];
 };
 
-static int feed_index_one(struct db *db, const struct feed_row *r)
+/* The (village, problem) pair opened last in this indexing run: a push of
+ * many tasks under one problem opens it once, not once per task (opening an
+ * open pair changes nothing). */
+struct feed_open {
+	char village[CHANGE_ID_MAX + 1];
+	char problem[CHANGE_ID_MAX + 1];
+};
+
+static int task_village_problem(struct db *db, const char *id, char *v, char *p, size_t n)
+{
+	sqlite3_stmt *st;
+	int err = db_stmt(db, "SELECT village, problem FROM task WHERE id = ?", &st);
+	if (err)
+		return err;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	v[0] = p[0] = '\0';
+	if (rc == SQLITE_ROW) {
+		copy_col(st, 0, v, n);
+		copy_col(st, 1, p, n);
+	} else if (rc != SQLITE_DONE) {
+		err = db_err(db, rc);
+	}
+	sqlite3_reset(st);
+	return err;
+}
+
+static int feed_index_one(struct db *db, const struct feed_row *r, struct feed_open *last)
 {
 	char v[CHANGE_ID_MAX + 1], p[CHANGE_ID_MAX + 1];
 	int is_null, err;
@@ -580,14 +607,16 @@ static int feed_index_one(struct db *db, const struct feed_row *r)
 	if (strcmp(r->kind, "village") == 0)
 		return feed_add(db, r->id, r->pos);
 	if (strcmp(r->kind, "task") == 0) {
-		err = lookup(db, "SELECT village FROM task WHERE id = ?", r->id, v, sizeof v, NULL);
-		if (!err)
-			err = lookup(db, "SELECT problem FROM task WHERE id = ?", r->id, p, sizeof p,
-				     NULL);
+		err = task_village_problem(db, r->id, v, p, sizeof v);
 		if (err || !v[0])
 			return err;
-		if (p[0])
+		if (p[0] && (strcmp(last->village, v) != 0 || strcmp(last->problem, p) != 0)) {
 			err = feed_problem_open(db, v, p, r->pos);
+			if (!err) {
+				memcpy(last->village, v, sizeof v);
+				memcpy(last->problem, p, sizeof p);
+			}
+		}
 		return err ? err : feed_add(db, v, r->pos);
 	}
 	if (strcmp(r->kind, "progress") == 0 || strcmp(r->kind, "evidence") == 0 ||
@@ -631,6 +660,7 @@ static int feed_index_one(struct db *db, const struct feed_row *r)
 int srvstore_feed_index(struct db *db)
 {
 	struct feed_row *rows = NULL;
+	struct feed_open last = {"", ""};
 	int64_t done, high;
 	int err = one_int(db, "SELECT feed_pos FROM srv_state WHERE one = 1", NULL, &done);
 	if (!err)
@@ -664,7 +694,7 @@ int srvstore_feed_index(struct db *db)
 			goto out;
 		}
 		for (size_t i = 0; i < n && !err; i++)
-			err = feed_index_one(db, &rows[i]);
+			err = feed_index_one(db, &rows[i], &last);
 		if (err)
 			goto out;
 		done = n < FEED_SLICE ? high : rows[n - 1].pos;

@@ -270,59 +270,165 @@ int store_check(struct db *db, const struct rules_actor *actor, const struct cha
 
 /* ---- merging ----------------------------------------------------------------- */
 
-/* Writes a winning value into the domain table. Column names come from the
- * schema's list, never from the change, so the SQL text is trusted. */
-static int domain_set(struct db *db, const struct schema_kind *k, const char *id,
-		      const char *field, const struct merge_write *w)
+/* Bytes of SQL text the domain upsert may take: every schema column named
+ * twice plus quoting; the schema's widest kind needs well under half. */
+#define DOMAIN_SQL_MAX 4096
+
+static void bind_field_static(sqlite3_stmt *st, int i, const struct merge_write *w)
 {
-	char sql[160];
-	sqlite3_stmt *st;
-	if (!k || !schema_field_find(k, field))
-		return TLY_OK; /* a field from a newer schema: kept in field_state only */
-	snprintf(sql, sizeof sql, "UPDATE \"%s\" SET \"%s\" = ? WHERE id = ?", k->kind, field);
-	int err = db_stmt(db, sql, &st);
-	if (err)
-		return err;
-	bind_field(st, 1, w);
-	sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
-	return step_done(db, st);
+	/* The caller keeps w's text alive until the statement is reset. */
+	switch (w->type) {
+	case FIELD_INT:
+		sqlite3_bind_int64(st, i, w->i);
+		break;
+	case FIELD_TEXT:
+		sqlite3_bind_text(st, i, w->text, (int)w->len, SQLITE_STATIC);
+		break;
+	default:
+		sqlite3_bind_null(st, i);
+	}
 }
 
-static int domain_ensure_row(struct db *db, const struct schema_kind *k, const char *id)
+/* Appends s to the SQL text in sql[0..*len); 0 when it no longer fits. */
+static int sql_add(char *sql, size_t *len, size_t cap, const char *s)
 {
-	char sql[160];
+	size_t n = strlen(s);
+	if (*len + n >= cap)
+		return 0;
+	memcpy(sql + *len, s, n + 1);
+	*len += n;
+	return 1;
+}
+
+/*
+ * Creates the domain row if needed and writes every winning value of a
+ * change into it in one statement. Column names come from the schema's list,
+ * never from the change, so the SQL text is trusted; a field from a newer
+ * schema is kept in field_state only. wins[i] marks field i of c as won.
+ */
+static int domain_put(struct db *db, const struct schema_kind *k, const struct change *c,
+		      const struct merge_write *in, const unsigned char *wins)
+{
+	char sql[DOMAIN_SQL_MAX];
 	sqlite3_stmt *st;
+	size_t nf = change_field_count(c), ncol = 0, len = 0;
+	const char *col[64];
+	size_t colf[64];
+	int ok;
+
 	if (!k)
 		return TLY_OK;
-	snprintf(sql, sizeof sql, "INSERT INTO \"%s\" (id) VALUES (?) ON CONFLICT (id) DO NOTHING",
-		 k->kind);
+	for (size_t i = 0; i < nf; i++) {
+		const struct schema_field *sf;
+		struct field_view fv;
+		if (!wins[i])
+			continue;
+		change_field_at(c, i, &fv);
+		if (!(sf = schema_field_find(k, fv.name)))
+			continue;
+		/* Fields are unique within a change, so at most every column once. */
+		if (ncol == sizeof col / sizeof col[0])
+			return TLY_E_INTERNAL;
+		col[ncol] = fv.name;
+		colf[ncol++] = i;
+	}
+	ok = sql_add(sql, &len, sizeof sql, "INSERT INTO \"") &&
+	     sql_add(sql, &len, sizeof sql, k->kind) && sql_add(sql, &len, sizeof sql, "\" (id");
+	for (size_t j = 0; ok && j < ncol; j++)
+		ok = sql_add(sql, &len, sizeof sql, ", \"") &&
+		     sql_add(sql, &len, sizeof sql, col[j]) && sql_add(sql, &len, sizeof sql, "\"");
+	ok = ok && sql_add(sql, &len, sizeof sql, ") VALUES (?");
+	for (size_t j = 0; ok && j < ncol; j++)
+		ok = sql_add(sql, &len, sizeof sql, ", ?");
+	ok = ok && sql_add(sql, &len, sizeof sql,
+			   ncol ? ") ON CONFLICT (id) DO UPDATE SET "
+				: ") ON CONFLICT (id) DO NOTHING");
+	for (size_t j = 0; ok && j < ncol; j++)
+		ok = sql_add(sql, &len, sizeof sql, j ? ", \"" : "\"") &&
+		     sql_add(sql, &len, sizeof sql, col[j]) &&
+		     sql_add(sql, &len, sizeof sql, "\" = excluded.\"") &&
+		     sql_add(sql, &len, sizeof sql, col[j]) && sql_add(sql, &len, sizeof sql, "\"");
+	if (!ok)
+		return TLY_E_INTERNAL;
 	int err = db_stmt(db, sql, &st);
 	if (err)
 		return err;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 1, change_id(c), -1, SQLITE_STATIC);
+	for (size_t j = 0; j < ncol; j++)
+		bind_field_static(st, (int)(2 + j), &in[colf[j]]);
 	return step_done(db, st);
 }
 
-static int state_put(struct db *db, const struct change *c, const char *field,
-		     const struct merge_write *w)
+/* Rows per field_state upsert: bounds the SQL text and the number of
+ * distinct cached statements (one per row count). */
+#define STATE_ROWS_MAX 16
+_Static_assert(6 + 2 * STATE_ROWS_MAX < 100, "two-digit parameter numbers");
+
+/*
+ * Stores the incoming write of each field in idx[0..n) as the field's
+ * current write, STATE_ROWS_MAX rows per statement: per-statement overhead,
+ * not the B-tree work, dominated applying a change one field at a time.
+ * kind, record, seq, stamp and site are the change's, bound once.
+ */
+static int state_put(struct db *db, const struct change *c, const size_t *idx, size_t n,
+		     const struct merge_write *in)
 {
-	sqlite3_stmt *st;
-	int err = db_stmt(db,
-			  "INSERT INTO field_state (kind, record_id, field, value, stamp, site, seq) "
-			  "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, record_id, field) DO UPDATE "
-			  "SET value = excluded.value, stamp = excluded.stamp, site = excluded.site, "
-			  "seq = excluded.seq",
-			  &st);
-	if (err)
-		return err;
-	sqlite3_bind_text(st, 1, change_kind(c), -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 2, change_id(c), -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 3, field, -1, SQLITE_TRANSIENT);
-	bind_field(st, 4, w);
-	sqlite3_bind_int64(st, 5, (int64_t)w->stamp);
-	sqlite3_bind_text(st, 6, w->site, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 7, (int64_t)change_seq(c));
-	return step_done(db, st);
+	static const char head[] =
+		"INSERT INTO field_state (kind, record_id, field, value, stamp, site, seq) VALUES ";
+	static const char tail[] = " ON CONFLICT (kind, record_id, field) DO UPDATE "
+				   "SET value = excluded.value, stamp = excluded.stamp, "
+				   "site = excluded.site, seq = excluded.seq";
+	char sql[sizeof head + sizeof tail + STATE_ROWS_MAX * 48];
+
+	for (size_t done = 0; done < n;) {
+		size_t rows = n - done < STATE_ROWS_MAX ? n - done : STATE_ROWS_MAX, len;
+		sqlite3_stmt *st;
+		memcpy(sql, head, sizeof head - 1);
+		len = sizeof head - 1;
+		for (size_t r = 0; r < rows; r++) {
+			/* "(?1, ?2, ?F, ?V, ?4, ?5, ?3)": F = 6 + 2r, V = F + 1, at most
+			 * two digits each (STATE_ROWS_MAX 16), no snprintf per row. */
+			size_t f = 6 + 2 * r;
+			char *o = sql + len;
+			if (r) {
+				*o++ = ',';
+				*o++ = ' ';
+			}
+			memcpy(o, "(?1, ?2, ?", 10);
+			o += 10;
+			if (f >= 10)
+				*o++ = (char)('0' + f / 10);
+			*o++ = (char)('0' + f % 10);
+			memcpy(o, ", ?", 3);
+			o += 3;
+			if (f + 1 >= 10)
+				*o++ = (char)('0' + (f + 1) / 10);
+			*o++ = (char)('0' + (f + 1) % 10);
+			memcpy(o, ", ?4, ?5, ?3)", 13);
+			o += 13;
+			len = (size_t)(o - sql);
+		}
+		memcpy(sql + len, tail, sizeof tail);
+		int err = db_stmt(db, sql, &st);
+		if (err)
+			return err;
+		sqlite3_bind_text(st, 1, change_kind(c), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, change_id(c), -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, (int64_t)change_seq(c));
+		sqlite3_bind_int64(st, 4, (int64_t)change_stamp(c));
+		sqlite3_bind_text(st, 5, change_site(c), -1, SQLITE_STATIC);
+		for (size_t r = 0; r < rows; r++) {
+			struct field_view fv;
+			change_field_at(c, idx[done + r], &fv);
+			sqlite3_bind_text(st, (int)(6 + 2 * r), fv.name, -1, SQLITE_STATIC);
+			bind_field_static(st, (int)(7 + 2 * r), &in[idx[done + r]]);
+		}
+		err = step_done(db, st);
+		if (err)
+			return err;
+		done += rows;
+	}
+	return TLY_OK;
 }
 
 static int conflict_put(struct db *db, const struct change *c, const char *field,
@@ -352,8 +458,102 @@ static int conflict_put(struct db *db, const struct change *c, const char *field
 	return step_done(db, st);
 }
 
+/* The current write of one field, copied out of field_state. */
+struct cur_write {
+	int have;
+	struct merge_write w;
+	uint64_t seq;
+	char *text; /* owned copy of w.text */
+	char site[CHANGE_SITE_MAX + 1];
+};
+
+/* Fields a change usually carries fit here; more take the heap. */
+#define MERGE_STACK_FIELDS 16
+
 /*
- * Merges every field of c against its current write in field_state.
+ * Reads the current writes of the change's fields in one query. field_state's
+ * primary key orders a record's rows by field bytewise, as a change orders its
+ * fields, so the two lists are walked side by side; only rows matching one of
+ * the change's fields are copied (bounded by the change, not by the table).
+ * Copied so the statement can be reset before the writes touch the same rows.
+ */
+static int state_load(struct db *db, const struct change *c, struct cur_write *cur)
+{
+	sqlite3_stmt *st;
+	size_t nf = change_field_count(c), i = 0;
+	int err = db_stmt(db,
+			  "SELECT field, value, stamp, site, seq FROM field_state "
+			  "WHERE kind = ? AND record_id = ? ORDER BY field",
+			  &st);
+	if (err)
+		return err;
+	sqlite3_bind_text(st, 1, change_kind(c), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, change_id(c), -1, SQLITE_STATIC);
+	int rc = SQLITE_DONE;
+	while (i < nf && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		struct field_view fv;
+		int cmp = 1;
+		if (!name)
+			continue;
+		while (i < nf) {
+			change_field_at(c, i, &fv);
+			cmp = strcmp(fv.name, name);
+			if (cmp >= 0)
+				break;
+			i++;
+		}
+		if (i == nf)
+			break;
+		if (cmp > 0)
+			continue; /* a field of the record this change does not carry */
+		struct cur_write *w = &cur[i++];
+		w->have = 1;
+		switch (sqlite3_column_type(st, 1)) {
+		case SQLITE_INTEGER:
+			w->w.type = FIELD_INT;
+			w->w.i = sqlite3_column_int64(st, 1);
+			break;
+		case SQLITE_NULL:
+			w->w.type = FIELD_NULL;
+			break;
+		default: {
+			const void *t = sqlite3_column_text(st, 1);
+			size_t len = (size_t)sqlite3_column_bytes(st, 1);
+			w->w.type = FIELD_TEXT;
+			w->text = malloc(len + 1);
+			if (!w->text) {
+				err = TLY_E_NOMEM;
+				goto out;
+			}
+			if (len)
+				memcpy(w->text, t, len);
+			w->text[len] = '\0';
+			w->w.text = w->text;
+			w->w.len = len;
+		}
+		}
+		w->w.stamp = (uint64_t)sqlite3_column_int64(st, 2);
+		const unsigned char *s = sqlite3_column_text(st, 3);
+		if (!s) {
+			err = TLY_E_NOMEM;
+			goto out;
+		}
+		snprintf(w->site, sizeof w->site, "%s", (const char *)s);
+		w->w.site = w->site;
+		w->seq = (uint64_t)sqlite3_column_int64(st, 4);
+	}
+	if (i < nf && rc != SQLITE_ROW && rc != SQLITE_DONE)
+		err = db_err(db, rc);
+out:
+	sqlite3_reset(st);
+	return err;
+}
+
+/*
+ * Merges every field of c against its current write in field_state: one
+ * read of the record's field_state rows, one upsert per field won, one
+ * upsert of the domain row with every column won.
  *
  * Which losers are logged: a write replaced by a later write of the SAME
  * site is an ordinary edit (a site sees its own writes), so it is not a
@@ -364,92 +564,66 @@ static int conflict_put(struct db *db, const struct change *c, const char *field
 static int merge_fields(struct db *db, const struct change *c, int log_conflicts)
 {
 	const struct schema_kind *k = schema_kind_find(change_kind(c));
-	sqlite3_stmt *cur_st;
-	int err = domain_ensure_row(db, k, change_id(c));
-	if (err)
-		return err;
+	size_t nf = change_field_count(c);
+	struct cur_write cur_stack[MERGE_STACK_FIELDS], *cur = cur_stack;
+	struct merge_write in_stack[MERGE_STACK_FIELDS], *in = in_stack;
+	unsigned char wins_stack[MERGE_STACK_FIELDS], *wins = wins_stack;
+	size_t won_stack[MERGE_STACK_FIELDS], *won = won_stack, nwon = 0;
+	int err = TLY_OK;
 
-	for (size_t i = 0; i < change_field_count(c); i++) {
+	if (nf > MERGE_STACK_FIELDS) {
+		cur = malloc(nf * sizeof *cur);
+		in = malloc(nf * sizeof *in);
+		wins = malloc(nf);
+		won = malloc(nf * sizeof *won);
+		if (!cur || !in || !wins || !won) {
+			free(cur);
+			free(in);
+			free(wins);
+			free(won);
+			return TLY_E_NOMEM;
+		}
+	}
+	memset(cur, 0, (nf ? nf : 1) * sizeof *cur);
+	err = state_load(db, c, cur);
+	if (err)
+		goto out;
+
+	for (size_t i = 0; i < nf; i++) {
 		struct field_view fv;
-		struct merge_write in, cur;
 		const struct merge_write *loser = NULL;
-		int have_cur = 0;
-		uint64_t cur_seq = 0;
-		char *cur_text = NULL, *cur_site = NULL;
+		struct cur_write *cw = &cur[i];
 
 		change_field_at(c, i, &fv);
-		merge_write_from_change(c, i, &in);
-		err = db_stmt(db,
-			      "SELECT value, stamp, site, seq FROM field_state "
-			      "WHERE kind = ? AND record_id = ? AND field = ?",
-			      &cur_st);
-		if (err)
-			return err;
-		sqlite3_bind_text(cur_st, 1, change_kind(c), -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(cur_st, 2, change_id(c), -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(cur_st, 3, fv.name, -1, SQLITE_TRANSIENT);
-		int rc = sqlite3_step(cur_st);
-		if (rc == SQLITE_ROW) {
-			/* Copied out so the statement can be reset before the
-			 * writes below touch the same rows. */
-			have_cur = 1;
-			memset(&cur, 0, sizeof cur);
-			switch (sqlite3_column_type(cur_st, 0)) {
-			case SQLITE_INTEGER:
-				cur.type = FIELD_INT;
-				cur.i = sqlite3_column_int64(cur_st, 0);
-				break;
-			case SQLITE_NULL:
-				cur.type = FIELD_NULL;
-				break;
-			default: {
-				const void *t = sqlite3_column_text(cur_st, 0);
-				size_t len = (size_t)sqlite3_column_bytes(cur_st, 0);
-				cur.type = FIELD_TEXT;
-				cur_text = malloc(len + 1);
-				if (cur_text) {
-					if (len)
-						memcpy(cur_text, t, len);
-					cur_text[len] = '\0';
-				}
-				cur.text = cur_text;
-				cur.len = len;
-			}
-			}
-			cur.stamp = (uint64_t)sqlite3_column_int64(cur_st, 1);
-			const char *s = (const char *)sqlite3_column_text(cur_st, 2);
-			cur_site = s ? strdup(s) : NULL;
-			cur.site = cur_site;
-			cur_seq = (uint64_t)sqlite3_column_int64(cur_st, 3);
-			sqlite3_reset(cur_st);
-			if (!cur_site || (cur.type == FIELD_TEXT && !cur_text)) {
-				free(cur_text);
-				free(cur_site);
-				return TLY_E_NOMEM;
-			}
-		} else {
-			sqlite3_reset(cur_st);
-			if (rc != SQLITE_DONE)
-				return db_err(db, rc);
-		}
-
-		enum merge_outcome o = merge_field(have_cur ? &cur : NULL, &in, &loser);
+		merge_write_from_change(c, i, &in[i]);
+		enum merge_outcome o = merge_field(cw->have ? &cw->w : NULL, &in[i], &loser);
+		wins[i] = o == MERGE_TAKE_INCOMING;
 		if (o == MERGE_TAKE_INCOMING) {
-			err = state_put(db, c, fv.name, &in);
-			if (!err)
-				err = domain_set(db, k, change_id(c), fv.name, &in);
-			if (!err && log_conflicts && have_cur && strcmp(cur.site, in.site) != 0)
-				err = conflict_put(db, c, fv.name, &in, change_seq(c), &cur, cur_seq);
+			won[nwon++] = i;
+			if (log_conflicts && cw->have && strcmp(cw->w.site, in[i].site) != 0)
+				err = conflict_put(db, c, fv.name, &in[i], change_seq(c), &cw->w,
+						   cw->seq);
 		} else if (o == MERGE_KEEP_CURRENT) {
-			if (log_conflicts && strcmp(cur.site, in.site) != 0)
-				err = conflict_put(db, c, fv.name, &cur, cur_seq, &in, change_seq(c));
+			if (log_conflicts && strcmp(cw->w.site, in[i].site) != 0)
+				err = conflict_put(db, c, fv.name, &cw->w, cw->seq, &in[i],
+						   change_seq(c));
 		}
-		free(cur_text);
-		free(cur_site);
 		if (err)
-			return err;
+			goto out;
 	}
-	return TLY_OK;
+	err = state_put(db, c, won, nwon, in);
+	if (!err)
+		err = domain_put(db, k, c, in, wins);
+out:
+	for (size_t i = 0; i < nf; i++)
+		free(cur[i].text);
+	if (cur != cur_stack) {
+		free(cur);
+		free(in);
+		free(wins);
+		free(won);
+	}
+	return err;
 }
 
 int store_merge_change(struct db *db, const struct change *c)
@@ -473,22 +647,23 @@ static int log_insert(struct db *db, const struct change *c, const struct buf *b
 			  &st);
 	if (err)
 		return err;
-	sqlite3_bind_text(st, 1, change_site(c), -1, SQLITE_TRANSIENT);
+	/* Static bindings: everything bound outlives the step, which resets. */
+	sqlite3_bind_text(st, 1, change_site(c), -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (int64_t)change_seq(c));
 	sqlite3_bind_int64(st, 3, (int64_t)change_hlc(c));
 	if (change_eff(c))
 		sqlite3_bind_int64(st, 4, (int64_t)change_eff(c));
-	sqlite3_bind_text(st, 5, change_kind(c), -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 6, change_id(c), -1, SQLITE_TRANSIENT);
-	sqlite3_bind_blob(st, 7, body->data ? body->data : "", (int)body->len, SQLITE_TRANSIENT);
-	sqlite3_bind_blob(st, 8, prev, CHANGE_HASH_LEN, SQLITE_TRANSIENT);
-	sqlite3_bind_blob(st, 9, hash, CHANGE_HASH_LEN, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 5, change_kind(c), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, change_id(c), -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 7, body->data ? body->data : "", (int)body->len, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 8, prev, CHANGE_HASH_LEN, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 9, hash, CHANGE_HASH_LEN, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 10, recv_ms);
 	sqlite3_bind_text(st, 11, rejected ? "rejected" : "applied", -1, SQLITE_STATIC);
 	if (rejected) {
 		sqlite3_bind_text(st, 12, error_name(code), -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 13, reason ? reason : error_text_zh(code), -1,
-				  SQLITE_TRANSIENT);
+				  SQLITE_STATIC);
 	}
 	return step_done(db, st);
 }

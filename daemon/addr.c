@@ -3,6 +3,7 @@
  */
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,3 +58,9 @@ int addr_parse_hostport(const char *hp, int ai_flags, struct sockaddr_storage *s
 	return 0;
 }
 
+
+void addr_set_nodelay(int fd)
+{
+	int on = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+}

@@ -1129,6 +1129,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		evutil_closesocket(fd);
 		return;
 	}
+	addr_set_nodelay(fd);
 	if (s->st.connections >= s->o.max_connections) {
 		/* Closed before any TLS work: an excess connection costs an
 		 * accept and a close. Logged at most once a second. */

@@ -43,11 +43,31 @@ int change_check_utf8(const char *str, size_t n)
 	size_t i = 0;
 
 	while (i < n) {
+		/* Hot on every received text (decode, rules, encode): ASCII
+		 * without NUL is skipped eight bytes at a time. */
+		while (n - i >= 8) {
+			uint64_t w;
+			memcpy(&w, s + i, 8);
+			if ((w & 0x8080808080808080ull) ||
+			    ((w - 0x0101010101010101ull) & ~w & 0x8080808080808080ull))
+				break; /* a byte >= 0x80, or a NUL: byte by byte below */
+			i += 8;
+		}
+		if (i >= n)
+			break;
 		unsigned char c = s[i];
 		if (c == 0)
 			return TLY_E_BAD_UTF8; /* a NUL would truncate the value in C and SQLite */
 		if (c < 0x80) {
 			i++;
+			continue;
+		}
+		/* Most Chinese text: leads E1-EC and EE-EF accept any two
+		 * continuation bytes (the general rule below, without its
+		 * range bookkeeping). */
+		if (((c >= 0xE1 && c <= 0xEC) || c >= 0xEE) && c <= 0xEF && n - i >= 3 &&
+		    (s[i + 1] & 0xC0) == 0x80 && (s[i + 2] & 0xC0) == 0x80) {
+			i += 3;
 			continue;
 		}
 		size_t extra;

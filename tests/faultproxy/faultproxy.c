@@ -402,6 +402,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	pc->cli.pc = pc->srv.pc = pc;
 	pc->cli.dir = DIR_C2S;
 	pc->srv.dir = DIR_S2C;
+	addr_set_nodelay(fd);
 	pc->cli.bev = bufferevent_socket_new(p->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	pc->srv.bev = bufferevent_socket_new(p->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	for (int d = 0; d < 2; d++) {
@@ -441,6 +442,9 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 				       p->target_len) != 0) {
 		fprintf(stderr, "faultproxy: cannot connect to the target: %s\n", strerror(errno));
 		pconn_free(pc, 1);
+	} else {
+		/* Latency is the proxy's to add, not Nagle's. */
+		addr_set_nodelay(bufferevent_getfd(pc->srv.bev));
 	}
 }
 
