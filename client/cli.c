@@ -273,6 +273,16 @@ static int parse(struct cli *cli, const struct cli_cmd *cmd, int used, int argc,
 	return TLY_OK;
 }
 
+int cli_open_db(struct cli *cli)
+{
+	int err = db_open(cli->db_path, 0, &cli->db, &cli->why);
+	if (!err && !db_site(cli->db)) {
+		why_set(&cli->why, "%s 还没有初始化，请先运行 tally init", cli->db_path);
+		err = TLY_E_NOT_INITIALISED;
+	}
+	return err;
+}
+
 int cli_main(const struct cli_cmd *cmds, size_t ncmds, int argc, char **argv)
 {
 	struct cli cli;
@@ -335,11 +345,7 @@ int cli_main(const struct cli_cmd *cmds, size_t ncmds, int argc, char **argv)
 	if (err)
 		goto out;
 	if (cmd->needs_db) {
-		err = db_open(cli.db_path, 0, &cli.db, &cli.why);
-		if (!err && !db_site(cli.db)) {
-			why_set(&cli.why, "%s 还没有初始化，请先运行 tally init", cli.db_path);
-			err = TLY_E_NOT_INITIALISED;
-		}
+		err = cli_open_db(&cli);
 		if (err)
 			goto out;
 	}

@@ -80,6 +80,12 @@ void cli_print_clipped(const char *s, size_t max);
 /* Resolves a task id/prefix, with the error detail in cli->why. */
 int cli_task(struct cli *cli, const char *prefix, char *out);
 
+/* Opens cli->db_path as cli->db (closed by cli_main) and requires an
+ * initialised ledger; what cli_main does for commands with needs_db, for
+ * a command that needs the database only in some modes (tally report
+ * --from reads nothing local). */
+int cli_open_db(struct cli *cli);
+
 /* The whole program: parses argv against the command table and runs. */
 int cli_main(const struct cli_cmd *cmds, size_t ncmds, int argc, char **argv);
 

@@ -7,6 +7,11 @@
  * to a temporary name in its final directory and renamed into place, so a
  * scheduled run that dies half-way never leaves a half file under the real
  * name, and a reader opening the file sees either the old or the new one.
+ *
+ * --from URL fetches the report from a township server instead of the
+ * local ledger (daemon/report_fetch.h): JSON, CSV and .xlsx are the
+ * server's bytes, written the same way; text is the server's JSON rebuilt
+ * into a report (report_from_json) and rendered by the same writer.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +27,7 @@
 #include "client/report_csv.h"
 #include "client/report_xlsx.h"
 #include "client/why.h"
+#include "daemon/report_fetch.h"
 #include "protocol/error.h"
 
 enum fmt { FMT_TEXT, FMT_JSON, FMT_CSV, FMT_XLSX };
@@ -29,6 +35,8 @@ enum fmt { FMT_TEXT, FMT_JSON, FMT_CSV, FMT_XLSX };
 static const char *const fmt_ext[] = {"txt", "json", "csv", "xlsx"};
 
 #define PATH_CAP 4096
+/* A township user's token is "u.<id>.<secret>": far below this. */
+#define TOKEN_CAP 512
 
 struct report_cmd {
 	enum fmt fmt;
@@ -37,6 +45,8 @@ struct report_cmd {
 	int to_file;
 	char dir[PATH_CAP];   /* the directory of the output file */
 	char final[PATH_CAP]; /* the output file */
+	struct report_fetch_options from; /* from.url NULL: the local ledger */
+	char token[TOKEN_CAP];
 };
 
 static int parse_days(struct cli *cli, const struct cli_args *a, const char *flag, int64_t *out)
@@ -121,6 +131,74 @@ static int resolve_output(struct cli *cli, struct report_cmd *c, const char *o)
 	return TLY_OK;
 }
 
+/* The token from --token-file: its first line, without surrounding space. */
+static int read_token_file(struct cli *cli, const char *path, char *out)
+{
+	char line[TOKEN_CAP + 2];
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		why_set(&cli->why, "无法读取凭证文件 %s：%s", path, strerror(errno));
+		return TLY_E_NOT_FOUND;
+	}
+	const char *got = fgets(line, sizeof line, f);
+	fclose(f);
+	size_t n = got ? strcspn(line, "\r\n") : 0;
+	int whole = got && (line[n] != '\0' || n < sizeof line - 2);
+	const char *p = line;
+	while (n > 0 && (*p == ' ' || *p == '\t'))
+		p++, n--;
+	while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+		n--;
+	if (!whole || n == 0 || n >= TOKEN_CAP)
+		return cli_usage(cli, "凭证文件 %s 的第一行应是乡镇用户凭证（u.编号.密钥）", path);
+	memcpy(out, p, n);
+	out[n] = '\0';
+	return TLY_OK;
+}
+
+/* --from and its companions, checked before anything is fetched or written. */
+static int from_args(struct cli *cli, const struct cli_args *a, struct report_cmd *c)
+{
+	static const char *const only_from[] = {"token", "token-file", "pin", "ca"};
+	const char *url = cli_get(a, "from"), *tok = cli_get(a, "token"),
+		   *tok_file = cli_get(a, "token-file");
+	if (!url) {
+		for (size_t i = 0; i < sizeof only_from / sizeof only_from[0]; i++) {
+			if (cli_has(a, only_from[i]))
+				return cli_usage(cli, "--%s 只能和 --from 一起用", only_from[i]);
+		}
+		return TLY_OK;
+	}
+	/* The server builds the report with its own thresholds. */
+	if (cli_has(a, "stale-days") || cli_has(a, "silent-days"))
+		return cli_usage(cli, "--stale-days 和 --silent-days 不能和 --from 一起用"
+				      "（按服务器的设置计算）");
+	if (tok && tok_file)
+		return cli_usage(cli, "--token 和 --token-file 只能给一个");
+	if (!cli_get(a, "pin") && !cli_get(a, "ca"))
+		return cli_usage(cli, "--from 需要 --pin（服务器公钥指纹 sha256//...）"
+				      "或 --ca 证书文件");
+	if (tok_file) {
+		int err = read_token_file(cli, tok_file, c->token);
+		if (err)
+			return err;
+	} else {
+		if (!tok)
+			tok = getenv("TALLY_TOKEN");
+		if (!tok || !*tok)
+			return cli_usage(cli, "--from 需要乡镇用户凭证：--token-file 文件、"
+					      "--token 或环境变量 TALLY_TOKEN");
+		if (strlen(tok) >= TOKEN_CAP)
+			return cli_usage(cli, "凭证太长，应是 tally user add 给出的 u.编号.密钥");
+		snprintf(c->token, sizeof c->token, "%s", tok);
+	}
+	c->from.url = url;
+	c->from.token = c->token;
+	c->from.pin = cli_get(a, "pin");
+	c->from.ca_file = cli_get(a, "ca");
+	return TLY_OK;
+}
+
 static int parse_args(struct cli *cli, const struct cli_args *a, struct report_cmd *c)
 {
 	const char *by = cli_get(a, "by"), *format = cli_get(a, "format"), *o = NULL;
@@ -169,6 +247,8 @@ static int parse_args(struct cli *cli, const struct cli_args *a, struct report_c
 	if (!err)
 		err = output_arg(cli, a, &o);
 	if (!err)
+		err = from_args(cli, a, c);
+	if (!err)
 		err = resolve_output(cli, c, o);
 	return err;
 }
@@ -201,6 +281,18 @@ static int write_stream(const struct report *r, const struct report_cmd *c, FILE
 	return err ? err : (ferror(f) ? TLY_E_IO : TLY_OK);
 }
 
+/* The server's bytes. JSON gets the newline local output ends with
+ * (json_dumpf + '\n' above; the server's json_dumps has none), so the
+ * two files differ only where the report does (generated_at). */
+static int write_bytes(const struct buf *b, const struct report_cmd *c, FILE *f)
+{
+	if (b->len && fwrite(b->data, 1, b->len, f) != b->len)
+		return TLY_E_IO;
+	if (c->fmt == FMT_JSON && (b->len == 0 || b->data[b->len - 1] != '\n'))
+		fputc('\n', f);
+	return ferror(f) ? TLY_E_IO : TLY_OK;
+}
+
 /* fsyncs a directory so a rename in it survives a power cut. */
 static int sync_dir(const char *dir)
 {
@@ -212,7 +304,10 @@ static int sync_dir(const char *dir)
 	return rc == 0 ? TLY_OK : TLY_E_IO;
 }
 
-static int write_file(struct cli *cli, const struct report *r, const struct report_cmd *c)
+/* The report goes to c->final: rendered from r, or, when bytes is not
+ * NULL, the server's bytes as fetched. */
+static int write_file(struct cli *cli, const struct report *r, const struct buf *bytes,
+		      const struct report_cmd *c)
 {
 	char tmp[PATH_CAP + 32];
 	FILE *f = NULL;
@@ -230,7 +325,18 @@ static int write_file(struct cli *cli, const struct report *r, const struct repo
 		err = TLY_E_IO;
 		goto out;
 	}
-	if (c->fmt == FMT_XLSX) {
+	if (bytes) {
+		f = fdopen(fd, "w");
+		if (!f) {
+			err = TLY_E_IO;
+			goto out;
+		}
+		err = write_bytes(bytes, c, f);
+		if (!err && fflush(f) != 0)
+			err = TLY_E_IO;
+		if (err)
+			goto out;
+	} else if (c->fmt == FMT_XLSX) {
 		/* libxlsxwriter writes by path: it replaces the empty temp file. */
 		close(fd);
 		fd = -1;
@@ -280,21 +386,75 @@ out:
 	return err;
 }
 
+static const char *const by_name[] = {"", "village", "source", "summary", "ledger", "", "",
+				      "all"};
+
+/*
+ * Fetches the report from the server: for text, the JSON rebuilt into *r
+ * (the whole report when the ledger is asked for, so its rows find their
+ * villages' freshness); for the files, the server's bytes in *bytes.
+ */
+static int fetch(struct cli *cli, const struct report_cmd *c, struct report **r,
+		 struct buf *bytes)
+{
+	char path[64];
+	const char *accept = "application/json";
+	unsigned parts = c->parts;
+	int err;
+
+	if (c->fmt == FMT_TEXT && (parts & REPORT_PART_LEDGER))
+		parts = REPORT_PART_ALL;
+	if (c->fmt == FMT_XLSX) {
+		snprintf(path, sizeof path, "/report.xlsx");
+		accept = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+	} else {
+		snprintf(path, sizeof path, "/v1/report%s?by=%s", c->fmt == FMT_CSV ? ".csv" : "",
+			 by_name[parts]);
+		if (c->fmt == FMT_CSV)
+			accept = "text/csv";
+	}
+	err = report_fetch_get(&c->from, path, accept, bytes, &cli->why);
+	if (err || c->fmt != FMT_TEXT)
+		return err;
+	json_error_t je;
+	json_t *j = json_loadb(bytes->data, bytes->len, JSON_REJECT_DUPLICATES, &je);
+	if (!j) {
+		why_set(&cli->why, "服务器返回的报表不是 JSON：%s", je.text);
+		return TLY_E_REMOTE;
+	}
+	err = report_from_json(j, r, &cli->why);
+	json_decref(j);
+	return err;
+}
+
 int cmd_report(struct cli *cli, const struct cli_args *a)
 {
 	struct report_cmd c;
 	struct report *r = NULL;
-	int err = parse_args(cli, a, &c);
+	struct buf bytes;
+	const struct buf *got = NULL;
+	int err;
+
+	buf_init(&bytes, REPORT_FETCH_MAX_BYTES);
+	err = parse_args(cli, a, &c);
 	if (err)
-		return err;
-	err = report_build(cli->db, &c.opt, &r);
+		goto out;
+	if (c.from.url) {
+		err = fetch(cli, &c, &r, &bytes);
+		if (!err && c.fmt != FMT_TEXT)
+			got = &bytes;
+	} else {
+		err = cli_open_db(cli);
+		if (!err)
+			err = report_build(cli->db, &c.opt, &r);
+	}
 	if (err)
 		goto out;
 	if (!c.to_file) {
-		err = write_stream(r, &c, stdout);
+		err = got ? write_bytes(got, &c, stdout) : write_stream(r, &c, stdout);
 		goto out;
 	}
-	err = write_file(cli, r, &c);
+	err = write_file(cli, r, got, &c);
 	if (err)
 		goto out;
 	if (cli->json)
@@ -305,5 +465,6 @@ int cmd_report(struct cli *cli, const struct cli_args *a)
 	fprintf(stderr, "已生成报表：%s\n", c.final);
 out:
 	report_free(r);
+	buf_free(&bytes);
 	return err;
 }

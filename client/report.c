@@ -1,12 +1,15 @@
 /*
  * report — the consolidated status, read from one snapshot (see report.h).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "client/clock.h"
 #include "client/report.h"
 #include "client/rules.h"
+#include "client/why.h"
 #include "protocol/error.h"
 
 /* ---- string arena: the report's strings live in a few large blocks ---- */
@@ -1029,4 +1032,259 @@ int report_text_write(const struct report *r, unsigned parts, FILE *f)
 	if (!err && (parts & REPORT_PART_LEDGER))
 		err = text_table_write(r, REPORT_PART_LEDGER, f);
 	return err;
+}
+
+/* ---- a report from report_json's output ---- */
+
+/* Reading a peer's JSON: the first wrong member is remembered, the rest
+ * of the walk sees defaults, and report_from_json reports it once. */
+struct jreader {
+	struct report *r;
+	const char *bad; /* the first member that was wrong, or NULL */
+	int nomem;
+};
+
+static const json_t *jr_member(struct jreader *jr, const json_t *o, const char *key)
+{
+	const json_t *v = json_is_object(o) ? json_object_get(o, key) : NULL;
+	if (!v && !jr->bad)
+		jr->bad = key;
+	return v;
+}
+
+/* A string member (null and absent allowed when optional, as ""). */
+static const char *jr_str(struct jreader *jr, const json_t *o, const char *key, int optional)
+{
+	const json_t *v = json_is_object(o) ? json_object_get(o, key) : NULL;
+	if ((!v || json_is_null(v)) && optional)
+		return "";
+	if (!json_is_string(v)) {
+		if (!jr->bad)
+			jr->bad = key;
+		return "";
+	}
+	const char *s = dup_clean(jr->r, json_string_value(v));
+	if (!s) {
+		jr->nomem = 1;
+		return "";
+	}
+	return s;
+}
+
+/* An integer member; *is_null tells null apart when the caller allows it. */
+static int64_t jr_int(struct jreader *jr, const json_t *o, const char *key, int *is_null)
+{
+	const json_t *v = jr_member(jr, o, key);
+	if (is_null)
+		*is_null = json_is_null(v);
+	if (json_is_integer(v))
+		return (int64_t)json_integer_value(v);
+	if (!(is_null && json_is_null(v)) && !jr->bad)
+		jr->bad = key;
+	return 0;
+}
+
+static int jr_bool(struct jreader *jr, const json_t *o, const char *key)
+{
+	const json_t *v = jr_member(jr, o, key);
+	if (!json_is_boolean(v) && !jr->bad)
+		jr->bad = key;
+	return json_is_true(v);
+}
+
+static void jr_counts(struct jreader *jr, const json_t *o, struct report_counts *n)
+{
+	n->tasks = jr_int(jr, o, "tasks", NULL);
+	n->closed = jr_int(jr, o, "closed", NULL);
+	n->submitted = jr_int(jr, o, "submitted", NULL);
+	n->doing = jr_int(jr, o, "doing", NULL);
+	n->todo = jr_int(jr, o, "todo", NULL);
+	n->long_term = jr_int(jr, o, "long_term", NULL);
+	n->withdrawn = jr_int(jr, o, "withdrawn", NULL);
+	n->overdue = jr_int(jr, o, "overdue", NULL);
+	n->red = jr_int(jr, o, "red", NULL);
+	n->yellow = jr_int(jr, o, "yellow", NULL);
+	n->blue = jr_int(jr, o, "blue", NULL);
+	n->stale = jr_int(jr, o, "stale", NULL);
+	n->behind = jr_int(jr, o, "behind", NULL);
+}
+
+static int jr_groups(struct jreader *jr, const json_t *arr, unsigned part)
+{
+	struct report *r = jr->r;
+	size_t i;
+	const json_t *g;
+	if (!arr)
+		return TLY_OK;
+	if (!json_is_array(arr)) {
+		jr->bad = part == REPORT_PART_VILLAGE ? "by_village" : "by_source";
+		return TLY_OK;
+	}
+	if (part == REPORT_PART_SOURCE)
+		r->nsources = 0; /* the peer's list replaces the five defaults */
+	json_array_foreach(arr, i, g)
+	{
+		struct report_group *x;
+		int err;
+		if (part == REPORT_PART_VILLAGE) {
+			err = grow((void **)&r->villages, &r->villages_cap, r->nvillages,
+				   sizeof *r->villages);
+			if (err)
+				return err;
+			x = &r->villages[r->nvillages++];
+		} else {
+			err = grow((void **)&r->sources, &r->sources_cap, r->nsources,
+				   sizeof *r->sources);
+			if (err)
+				return err;
+			x = &r->sources[r->nsources++];
+		}
+		memset(x, 0, sizeof *x);
+		x->key = jr_str(jr, g, "key", 0);
+		x->label = jr_str(jr, g, "label", 0);
+		jr_counts(jr, g, &x->n);
+		if (part == REPORT_PART_VILLAGE) {
+			int none;
+			x->is_village = 1;
+			x->last_sync_ms = jr_int(jr, g, "last_sync_ms", &none);
+			x->silent = jr_bool(jr, g, "silent");
+		}
+		if (jr->nomem)
+			return TLY_E_NOMEM;
+	}
+	return TLY_OK;
+}
+
+static int jr_rows(struct jreader *jr, const json_t *arr)
+{
+	struct report *r = jr->r;
+	size_t i;
+	const json_t *o;
+	if (!arr)
+		return TLY_OK;
+	if (!json_is_array(arr)) {
+		jr->bad = "ledger";
+		return TLY_OK;
+	}
+	json_array_foreach(arr, i, o)
+	{
+		int err = grow((void **)&r->rows, &r->rows_cap, r->nrows, sizeof *r->rows);
+		if (err)
+			return err;
+		struct report_row *w = &r->rows[r->nrows++];
+		int no_days;
+		memset(w, 0, sizeof *w);
+		w->id = jr_str(jr, o, "id", 0);
+		w->village_id = jr_str(jr, o, "village_id", 0);
+		w->village = jr_str(jr, o, "village", 1);
+		w->problem = jr_str(jr, o, "problem", 1);
+		w->source = jr_str(jr, o, "source_code", 1);
+		w->source_label = jr_str(jr, o, "source", 1);
+		w->round = jr_str(jr, o, "round", 1);
+		w->doc_no = jr_str(jr, o, "doc_no", 1);
+		w->category = jr_str(jr, o, "category", 1);
+		w->problem_text = jr_str(jr, o, "problem_text", 1);
+		w->manifestations = jr_str(jr, o, "manifestations", 1);
+		w->measures = jr_str(jr, o, "measures", 1);
+		w->target = jr_str(jr, o, "target", 1);
+		w->root_cause = jr_str(jr, o, "root_cause", 1);
+		w->elsewhere = jr_str(jr, o, "elsewhere", 1);
+		w->leader = jr_str(jr, o, "leader", 1);
+		w->owner = jr_str(jr, o, "owner", 1);
+		w->deadline = jr_str(jr, o, "deadline", 1);
+		w->status = jr_str(jr, o, "status_code", 0);
+		w->status_label = jr_str(jr, o, "status", 1);
+		w->created_on = jr_str(jr, o, "created_on", 1);
+		w->progress = jr_int(jr, o, "progress", NULL);
+		w->latest_date = jr_str(jr, o, "latest_date", 1);
+		w->latest_note = jr_str(jr, o, "latest_note", 1);
+		w->has_latest = *w->latest_date || *w->latest_note;
+		w->last_progress_date = w->latest_date;
+		w->flags.warning = jr_str(jr, o, "warning", 0);
+		w->flags.overdue = jr_bool(jr, o, "overdue");
+		w->flags.stale = jr_bool(jr, o, "stale");
+		w->flags.behind = jr_bool(jr, o, "behind");
+		w->flags.days_left = jr_int(jr, o, "days_left", &no_days);
+		/* report_row_cell shows days left only for active tasks, and
+		 * report_json wrote null exactly for the others. */
+		w->flags.active = !no_days;
+		if (jr->nomem)
+			return TLY_E_NOMEM;
+	}
+	return TLY_OK;
+}
+
+/* "YYYY-MM-DD HH:MM:SS" local time (views_format_ms's form) back to ms. */
+static int64_t local_ms(const char *s)
+{
+	struct tm tm;
+	memset(&tm, 0, sizeof tm);
+	if (sscanf(s, "%4d-%2d-%2d %2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+		   &tm.tm_min, &tm.tm_sec) != 6)
+		return 0;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	tm.tm_isdst = -1;
+	time_t t = mktime(&tm);
+	return t == (time_t)-1 ? 0 : (int64_t)t * 1000;
+}
+
+int report_from_json(const json_t *j, struct report **out, struct buf *why)
+{
+	struct report *r = calloc(1, sizeof *r);
+	struct jreader jr = {r, NULL, 0};
+	const json_t *set;
+	int err = TLY_OK;
+
+	*out = NULL;
+	if (!r)
+		return TLY_E_NOMEM;
+	r->total.key = "all";
+	r->total.label = "合计";
+	for (size_t i = 0; i < NSOURCES && !err; i++)
+		err = source_add(r, source_codes[i]);
+	if (err)
+		goto out;
+	if (!json_is_object(j)) {
+		jr.bad = "(top level)";
+		goto out;
+	}
+	snprintf(r->today, sizeof r->today, "%s", jr_str(&jr, j, "today", 0));
+	if (!jr.bad && clock_date_days(r->today, &r->today_days) != TLY_OK)
+		jr.bad = "today";
+	r->generated_ms = local_ms(jr_str(&jr, j, "generated_at", 0));
+	r->site_name = jr_str(&jr, j, "site", 1);
+	set = jr_member(&jr, j, "settings");
+	r->settings.yellow_days = jr_int(&jr, set, "warn_yellow_days", NULL);
+	r->settings.blue_days = jr_int(&jr, set, "warn_blue_days", NULL);
+	r->settings.stale_days = jr_int(&jr, set, "stale_days", NULL);
+	r->settings.behind_points = jr_int(&jr, set, "behind_points", NULL);
+	r->silent_days = jr_int(&jr, set, "silent_days", NULL);
+	jr_counts(&jr, jr_member(&jr, j, "total"), &r->total.n);
+	err = jr_groups(&jr, json_object_get(j, "by_village"), REPORT_PART_VILLAGE);
+	if (!err)
+		err = jr_groups(&jr, json_object_get(j, "by_source"), REPORT_PART_SOURCE);
+	if (!err)
+		err = jr_rows(&jr, json_object_get(j, "ledger"));
+	if (!err && jr.nomem)
+		err = TLY_E_NOMEM;
+	if (err)
+		goto out;
+	/* The groups keep the peer's order (report_build's sort); rows point
+	 * at them only now that the array no longer moves. */
+	for (size_t i = 0; i < r->nrows; i++) {
+		struct report_row *w = &r->rows[i];
+		w->village_group = village_find(r, w->village_id);
+	}
+out:
+	if (!err && jr.bad) {
+		why_set(why, "服务器返回的报表不对：%s 缺少或类型不对", jr.bad);
+		err = TLY_E_REMOTE;
+	}
+	if (err) {
+		report_free(r);
+		return err;
+	}
+	*out = r;
+	return TLY_OK;
 }

@@ -39,6 +39,7 @@
 
 #include "client/db.h"
 #include "client/views.h"
+#include "protocol/buf.h"
 
 #define REPORT_SILENT_DAYS_DEFAULT 7
 /* Largest threshold accepted for --stale-days and --silent-days (ten years). */
@@ -151,6 +152,18 @@ void report_row_cell(const struct report_row *row, size_t col, struct report_cel
 const char *report_cell_text(const struct report_cell *c, char *out, size_t cap);
 /* Chinese title of a part: 按村汇总 / 按问题来源汇总 / 整改台账. */
 const char *report_part_title(unsigned part);
+
+/*
+ * The inverse of report_json: a report rebuilt from another machine's
+ * report_json output (`tally report --from URL` fetches GET /v1/report
+ * and renders it with the same writers). Parts absent from j are empty;
+ * a ledger row links to its village's group when j has by_village.
+ * generated_at is read back as local time to the second.
+ * j is the peer's: every member is type-checked, and a wrong one is
+ * TLY_E_REMOTE with why naming it. TLY_E_NOMEM. The report is the
+ * caller's (report_free); it does not keep j.
+ */
+int report_from_json(const json_t *j, struct report **out, struct buf *why);
 
 /* ---- outputs ---- */
 

@@ -129,6 +129,11 @@ static const struct cli_flag f_report[] = {
 	{"output", 1, 0, "FILE|DIR", "写到这个文件或目录（也可写作 -o FILE|DIR）"},
 	{"stale-days", 1, 0, "N", "多少天没有进展算久未更新（默认用本机设置，14 天）"},
 	{"silent-days", 1, 0, "N", "多少天没有同步算久未同步（默认 7 天）"},
+	{"from", 1, 0, "URL", "从乡镇服务器下载报表（https://主机:端口），本机不需要台账数据库"},
+	{"token", 1, 0, "TOKEN", "配合 --from：乡镇用户凭证（tally user add 给出；也可用环境变量 TALLY_TOKEN）"},
+	{"token-file", 1, 0, "FILE", "配合 --from：从文件读乡镇用户凭证（定时任务推荐）"},
+	{"pin", 1, 0, "PIN", "配合 --from：服务器公钥指纹 sha256//..."},
+	{"ca", 1, 0, "FILE", "配合 --from：改用 CA 证书文件验证服务器"},
 	END,
 };
 static const struct cli_flag f_sync[] = {
@@ -183,7 +188,8 @@ static const struct cli_cmd commands[] = {
 	{"notice list", NULL, 0, 0, 1, "列出收到或发出的通报", f_none, cmd_notice_list},
 	{"conflicts", NULL, 0, 0, 1, "查看被并发修改覆盖的内容（两边的值、站点和时间）", f_none,
 	 cmd_conflicts},
-	{"report", "[-o FILE|DIR]", 0, 2, 1, "整改情况汇总：按村、按来源统计和整改台账（文本、JSON、CSV、Excel）",
+	/* needs_db 0: cmd_report opens the ledger itself unless --from. */
+	{"report", "[-o FILE|DIR]", 0, 2, 0, "整改情况汇总：按村、按来源统计和整改台账（文本、JSON、CSV、Excel）",
 	 f_report, cmd_report},
 	{"sync", NULL, 0, 0, 1, "立即与乡镇同步一次：上传本机的修改，下载乡镇的决定和通报", f_sync,
 	 cmd_sync},

@@ -451,9 +451,10 @@ static int add_header(struct curl_slist **list, const char *line)
 }
 
 static int attempt(struct httpc *c, const char *base, const struct httpc_request *req,
-		   const char *body_type, const void *body, size_t body_len, int gzipped,
-		   struct httpc_response *res, int *sent_any)
+		   const char *body_type, const char *accept, const void *body, size_t body_len,
+		   int gzipped, struct httpc_response *res, int *sent_any)
 {
+	char accept_hdr[160];
 	CURL *h = c->curl;
 	struct curl_slist *hdrs = NULL;
 	char url[HTTPC_URL_MAX + 1024];
@@ -514,7 +515,12 @@ static int attempt(struct httpc *c, const char *base, const struct httpc_request
 
 	/* We inflate ourselves, under our cap: so no CURLOPT_ACCEPT_ENCODING. */
 	/* "Expect:" removes curl's 100-continue wait for bodies over 1 MiB. */
-	if ((rc = add_header(&hdrs, "Accept: application/json")) != TLY_OK ||
+	if ((size_t)snprintf(accept_hdr, sizeof accept_hdr, "Accept: %s", accept) >=
+	    sizeof accept_hdr) {
+		rc = TLY_E_USAGE;
+		goto out;
+	}
+	if ((rc = add_header(&hdrs, accept_hdr)) != TLY_OK ||
 	    (rc = add_header(&hdrs, "Accept-Encoding: gzip")) != TLY_OK ||
 	    (rc = add_header(&hdrs, "Expect:")) != TLY_OK)
 		goto out;
@@ -591,7 +597,8 @@ static int attempt(struct httpc *c, const char *base, const struct httpc_request
 		if (json)
 			parse_error_body(res);
 		rc = TLY_E_HTTP_STATUS;
-	} else if (!json && !(status == 204 && res->body.len == 0)) {
+	} else if (!httpparse_media_type_is(ctype, accept) &&
+		   !(status == 204 && res->body.len == 0)) {
 		/* A captive portal's 200 login page: not a Tally answer. */
 		rc = TLY_E_HTTP_STATUS;
 	}
@@ -607,8 +614,23 @@ int httpc_send(struct httpc *c, const struct httpc_request *req, struct httpc_re
 	return httpc_send_typed(c, req, NULL, res);
 }
 
+static int send_request(struct httpc *c, const struct httpc_request *req,
+			const char *content_type, const char *accept, struct httpc_response *res);
+
 int httpc_send_typed(struct httpc *c, const struct httpc_request *req, const char *content_type,
 		     struct httpc_response *res)
+{
+	return send_request(c, req, content_type, "application/json", res);
+}
+
+int httpc_send_accept(struct httpc *c, const struct httpc_request *req, const char *accept,
+		      struct httpc_response *res)
+{
+	return send_request(c, req, NULL, accept ? accept : "application/json", res);
+}
+
+static int send_request(struct httpc *c, const struct httpc_request *req,
+			const char *content_type, const char *accept, struct httpc_response *res)
 {
 	struct buf gz;
 	const void *body = NULL;
@@ -647,7 +669,7 @@ int httpc_send_typed(struct httpc *c, const struct httpc_request *req, const cha
 		int sent_any = 0;
 
 		res->base_url = c->urls[i];
-		rc = attempt(c, c->urls[i], req, content_type, body, body_len, gzipped, res,
+		rc = attempt(c, c->urls[i], req, content_type, accept, body, body_len, gzipped, res,
 			     &sent_any);
 		if (rc == TLY_OK || rc == TLY_E_HTTP_STATUS) {
 			/* a server answered: it is the one to ask next time */

@@ -25,7 +25,8 @@
  * max_response_bytes (the write callback refuses past it).
  *
  * Success means: one of the expected statuses (200 unless told) AND
- * Content-Type application/json (any parameters). Anything else is
+ * Content-Type application/json (any parameters; httpc_send_accept names
+ * another type). Anything else is
  * TLY_E_HTTP_STATUS, with status, body and (when the body is the
  * protocol's error message) remote_code/remote_message filled, so the
  * caller can tell a 401 revoked or a 429 from a captive portal's 200
@@ -125,6 +126,12 @@ void httpc_response_clear(struct httpc_response *res);
  * sent as is, never gzip'd: evidence chunks are dense and hashed as sent. */
 int httpc_send_typed(struct httpc *c, const struct httpc_request *req, const char *content_type,
 		     struct httpc_response *res);
+/* httpc_send expecting an answer of another media type (NULL:
+ * application/json), sent as the Accept header and required on success,
+ * as application/json is for httpc_send: reports are fetched as text/csv
+ * and as .xlsx. Error answers are still read as the protocol's JSON. */
+int httpc_send_accept(struct httpc *c, const struct httpc_request *req, const char *accept,
+		      struct httpc_response *res);
 
 /* Sums over every request this handle sent, for benchmarks: HTTP bytes
  * sent and received, and TLS handshake bytes (see struct httpc_response). */

@@ -28,3 +28,5 @@ set_tests_properties(daemon/server_sslscan PROPERTIES TIMEOUT 90 SKIP_RETURN_COD
 
 # The dashboard and the end-to-end demo (tests/daemon/dashboard.cmake).
 include(${CMAKE_CURRENT_SOURCE_DIR}/dashboard.cmake OPTIONAL)
+# `tally report --from URL` (tests/daemon/report_from.cmake).
+include(${CMAKE_CURRENT_SOURCE_DIR}/report_from.cmake OPTIONAL)
