@@ -69,8 +69,12 @@ static int print_join_code(struct cli *cli, const struct cli_args *a, const char
 	}
 	if (nurls == 0 && print_id) {
 		/* A township that has never served and was given no address:
-		 * the village is saved; the code can be made later. */
-		cli_saved(cli, "村", village_id);
+		 * the village is saved (the caller said so on stderr); the
+		 * code can be made later. */
+		if (cli->json)
+			cli_print_json(json_pack("{s:s,s:b}", "id", village_id, "saved", 1));
+		else
+			printf("%s\n", village_id);
 		fprintf(stderr, "还不知道服务器的地址，所以没有生成加入码；启动 tallyd serve 后运行 "
 				"tally village code %s（或加 --url https://地址:端口）\n",
 			village_id);
