@@ -185,8 +185,8 @@ static int budget_left(struct run *u, int64_t want)
  * Sends the chunks the server lacks, in order, re-reading them from the
  * stored file (never from memory kept across requests, so a restart
  * loses nothing). Consecutive missing chunks go together, u->run of them
- * per request (each with its own hash): the run doubles after every
- * answered request up to RUN_BYTES and a ceiling. A request the link
+ * per request (each with its own hash): the run grows by one chunk after
+ * every answered request up to RUN_BYTES and a ceiling. A request the link
  * broke under (it failed, or libcurl had to resend it on a new
  * connection) halves the ceiling and restarts the run at one chunk; 64
  * clean answers raise the ceiling by one. So a clean link pays one server
@@ -256,7 +256,17 @@ static int send_chunks(struct run *u, const struct blobstore_pending *p, int fd,
 				*st = nst;
 				u->r->chunks += k;
 				u->fails = 0;
-				u->run = u->run * 2 > RUN_CHUNKS ? RUN_CHUNKS : u->run * 2;
+				/* One chunk more per answer, not twice as many: a run
+				 * that doubled could outgrow what is left of a
+				 * connection by a whole run at once, and a run larger
+				 * than a connection carries dies in libcurl's resend
+				 * too (with 256 KiB cuts: 256 KiB lost twice at the
+				 * start of every sync, which a loaded machine that
+				 * restarts syncs often pays again and again). Growing
+				 * by one, the first run that does not fit loses about
+				 * what a lone chunk would, and fits whole on the
+				 * fresh connection of the resend. */
+				u->run = u->run + 1 > RUN_CHUNKS ? RUN_CHUNKS : u->run + 1;
 				if (res.bytes_sent > len + len / 2) {
 					/* Answered, but libcurl had to send it twice: the
 					 * connection broke under it. Smaller requests. */
