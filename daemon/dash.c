@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "client/blobstore.h"
 #include "client/clock.h"
 #include "client/report.h"
 #include "client/report_csv.h"
@@ -750,6 +751,32 @@ static int id_ok(const char *s)
 	return 1;
 }
 
+/* One download link per evidence file. The hash is checked to be 64 hex
+ * digits before it goes into an href; the name is escaped like all text. */
+static int evidence_links(struct buf *b, json_t *arr)
+{
+	size_t i;
+	json_t *e;
+	int err = TLY_OK, any = 0;
+	json_array_foreach(arr, i, e)
+	{
+		const char *h = json_string_value(json_object_get(e, "sha256"));
+		const char *name = json_string_value(json_object_get(e, "name"));
+		if (err || !h || !blobstore_hex_ok(h))
+			continue;
+		err = buf_addf(b, "%s <a class=\"evidence\" href=\"/evidence/%s\">",
+			       any ? "" : "<p>下载佐证材料：", h);
+		if (!err)
+			err = html(b, name && *name ? name : h);
+		if (!err)
+			err = buf_add_str(b, "</a>");
+		any = 1;
+	}
+	if (!err && any)
+		err = buf_add_str(b, "</p>\n");
+	return err;
+}
+
 static int h_task(struct httpd_req *r, void *arg)
 {
 	struct dash *d = arg;
@@ -819,6 +846,8 @@ static int h_task(struct httpd_req *r, void *arg)
 		err = json_table(&b, "佐证材料", "evidence", json_object_get(t, "evidence"), ek, eh,
 				 5);
 	if (!err)
+		err = evidence_links(&b, json_object_get(t, "evidence"));
+	if (!err)
 		err = json_table(&b, "审核记录", "reviews", json_object_get(t, "reviews"), rk, rh, 5);
 	if (!err)
 		err = json_table(&b, "修改历史", "history", json_object_get(t, "history"), hk, hh, 5);
@@ -875,6 +904,58 @@ static int read_file(const char *path, struct buf *out)
 	if (!err && ferror(f))
 		err = TLY_E_IO;
 	fclose(f);
+	return err;
+}
+
+/*
+ * GET /evidence/HASH: the township reads a village's evidence file. It is
+ * copied out through blobstore_copy_out, which checks the SHA-256 on the
+ * way, so a damaged stored file is refused rather than served; a file the
+ * server does not hold complete is 404 (partial uploads live elsewhere and
+ * are never served).
+ */
+static int h_evidence(struct httpd_req *r, void *arg)
+{
+	struct dash *d = arg;
+	char user[DASHAUTH_NAME_MAX + 1], tmp[] = "/tmp/tally-evidence-XXXXXX", name[96];
+	const char *hex = httpd_req_path(r) + strlen("/evidence/");
+	struct buf b, why;
+	int fd = -1, err;
+
+	if (!authorise(d, r, 0, user, &err))
+		return err;
+	if (!blobstore_hex_ok(hex))
+		return httpd_reply_error(r, 404, TLY_E_NOT_FOUND, NULL);
+	buf_init(&b, (size_t)BLOBSTORE_MAX_FILE_DEFAULT * 4);
+	buf_init(&why, 1024);
+	fd = mkstemp(tmp);
+	if (fd < 0) {
+		err = TLY_E_IO;
+		goto out;
+	}
+	err = blobstore_copy_out(d->db, hex, tmp, &why);
+	if (!err)
+		err = read_file(tmp, &b);
+	if (err == TLY_E_NOT_FOUND) {
+		err = httpd_reply_error(r, 404, TLY_E_NOT_FOUND, NULL);
+		goto out;
+	}
+	if (err)
+		goto out;
+	snprintf(name, sizeof name, "evidence-%.12s", hex);
+	err = disposition(r, name, name);
+	if (!err)
+		err = httpd_reply(r, 200, "application/octet-stream", b.data, b.len);
+out:
+	if (err && why.len)
+		log_event(LOG_LEVEL_ERROR, "dash_evidence_failed", "code=%s detail=%s",
+			  error_name(err), why.data);
+	if (fd >= 0) {
+		close(fd);
+		unlink(tmp);
+	}
+	buf_free(&b);
+	buf_free(&why);
 	return err;
 }
 
@@ -1053,6 +1134,7 @@ int dash_add_routes(struct dash *d, struct httpd *h)
 		{"GET", "/", 0, HTTPD_PUBLIC, 0, h_overview, d},
 		{"GET", "/task/", 1, HTTPD_PUBLIC, 0, h_task, d},
 		{"GET", "/report.xlsx", 0, HTTPD_PUBLIC, 0, h_xlsx, d},
+		{"GET", "/evidence/", 1, HTTPD_PUBLIC, 0, h_evidence, d},
 		{"GET", "/v1/report", 0, HTTPD_PUBLIC, 0, h_report_json, d},
 		{"GET", "/v1/report.csv", 0, HTTPD_PUBLIC, 0, h_report_csv, d},
 	};

@@ -29,6 +29,7 @@ ROUTES = [
     ("GET", "/", "page"),
     ("GET", "/task/0123456789abcdef", "page"),
     ("GET", "/report.xlsx", "page"),
+    ("GET", "/evidence/" + "0" * 64, "page"),
     ("GET", "/v1/report", "api"),
     ("GET", "/v1/report?by=village", "api"),
     ("GET", "/v1/report?by=source", "api"),
@@ -113,7 +114,7 @@ def refused(w):
         # The same route opens to a township user: the refusals above are
         # about the credential, not a route that never answers.
         st, _, _ = w.req(method, path, headers={"Authorization": "Bearer " + w.user_token})
-        want = 404 if path.startswith("/task/") else 200
+        want = 404 if path.startswith(("/task/", "/evidence/")) else 200
         check(st == want, "%s %s with a township user token: %d" % (method, path, st))
 
 

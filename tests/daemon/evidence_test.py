@@ -170,6 +170,18 @@ def small_round_trip(tmp, t, vs):
     check(len(lst) == 1 and lst[0]["state"] == "received" and lst[0]["type"] == "image/jpeg",
           "township list: %r" % lst)
     check("核查通过" in t.tally("verify").stdout.decode(), "verify passes")
+    # The dashboard serves it to a township user, not to a village device.
+    town = Raw(t, v)
+    village_token = town.token
+    town.token = t.tally("user", "add", "审核员").stdout.decode().split()[0]
+    st, body = town.req("GET", "/evidence/%s" % h)
+    check(st == 200 and hashlib.sha256(body).hexdigest() == h,
+          "dashboard download byte-identical: %d, %d bytes" % (st, len(body)))
+    st, _ = town.req("GET", "/evidence/%s" % ("0" * 64))
+    check(st == 404, "unknown evidence is 404: %d" % st)
+    town.token = village_token
+    st, _ = town.req("GET", "/evidence/%s" % h)
+    check(st == 403, "village token refused on the dashboard route: %d" % st)
     # Nothing is sent twice.
     r = v.sync()
     check(r["ok"] and r["blob_bytes"] == 0, "second sync sends no blob bytes: %r" % r)
@@ -183,6 +195,9 @@ def small_round_trip(tmp, t, vs):
     check("损坏 1 个" in p.stdout.decode(), "verify finds the bad blob: %s" % p.stdout.decode())
     p = t.tally("evidence", "get", h[:10], "-o", out + "2", ok=(1,))
     check(not os.path.exists(out + "2"), "a corrupt blob is never handed out")
+    town.token = t.tally("user", "add", "审核员2").stdout.decode().split()[0]
+    st, _ = town.req("GET", "/evidence/%s" % h)
+    check(st >= 400, "nor served by the dashboard: %d" % st)
 
 
 def upload_20mb_through_cuts(tmp, t, vs):
