@@ -123,6 +123,13 @@ int db_stmt(struct db *db, const char *sql, sqlite3_stmt **out)
 	return TLY_OK;
 }
 
+int db_step_done(struct db *db, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? TLY_OK : db_err(db, rc);
+}
+
 int db_exec(struct db *db, const char *sql)
 {
 	return db_err(db, sqlite3_exec(db->h, sql, NULL, NULL, NULL));

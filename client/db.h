@@ -71,6 +71,10 @@ int db_stmt(struct db *db, const char *sql, sqlite3_stmt **out);
 /* Runs SQL without results (one or more statements). */
 int db_exec(struct db *db, const char *sql);
 
+/* Steps a cached statement that returns no rows and resets it, so it never
+ * stays mid-read: TLY_OK, or the SQLite failure as a Tally code. */
+int db_step_done(struct db *db, sqlite3_stmt *st);
+
 /*
  * Transactions. db_begin starts BEGIN IMMEDIATE, taking the write lock at
  * once so a concurrent writer waits for the busy timeout instead of failing

@@ -13,13 +13,6 @@
  * backlog (a first start on an old township database) holds bounded memory. */
 #define FEED_SLICE 256
 
-static int step_done(struct db *db, sqlite3_stmt *st)
-{
-	int rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? TLY_OK : db_err(db, rc);
-}
-
 static void copy_col(sqlite3_stmt *st, int i, char *out, size_t n)
 {
 	const unsigned char *t = sqlite3_column_text(st, i);
@@ -67,7 +60,7 @@ int srvstore_epoch_renew(struct db *db, char out[MSG_EPOCH_MAX + 1])
 	if (err)
 		return err;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-	err = step_done(db, st);
+	err = db_step_done(db, st);
 	if (!err)
 		memcpy(out, id, DB_ID_LEN + 1);
 	return err;
@@ -177,7 +170,7 @@ int srvstore_device_add(struct db *db, const struct srvstore_device *d, int64_t 
 	sqlite3_bind_text(st, 4, d->name, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_blob(st, 5, d->secret_hash, SRVSTORE_HASH_LEN, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 6, now_ms);
-	return step_done(db, st);
+	return db_step_done(db, st);
 }
 
 int srvstore_device_get(struct db *db, const char *id, struct srvstore_device *out)
@@ -218,7 +211,7 @@ int srvstore_device_revoke(struct db *db, const char *id, int64_t now_ms)
 		return err;
 	sqlite3_bind_int64(st, 1, now_ms);
 	sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
-	err = step_done(db, st);
+	err = db_step_done(db, st);
 	if (!err && sqlite3_changes(db_handle(db)) == 0)
 		err = TLY_E_NOT_FOUND;
 	return err;
@@ -247,7 +240,7 @@ int srvstore_device_contact(struct db *db, const char *id, int64_t now_ms, int64
 	sqlite3_bind_int64(st, 5, offset_ms);
 	bind_opt_text(st, 6, err_code);
 	sqlite3_bind_text(st, 7, id, -1, SQLITE_TRANSIENT);
-	return step_done(db, st);
+	return db_step_done(db, st);
 }
 
 static json_t *col_json(sqlite3_stmt *st, int i)
@@ -381,7 +374,7 @@ int srvstore_user_add(struct db *db, const char *id, const char *name,
 	sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_blob(st, 3, hash, SRVSTORE_HASH_LEN, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 4, now_ms);
-	return step_done(db, st);
+	return db_step_done(db, st);
 }
 
 int srvstore_user_get(struct db *db, const char *id, char name[SRVSTORE_NAME_MAX + 1],
@@ -425,7 +418,7 @@ int srvstore_join_add(struct db *db, const struct srvstore_join *j, int64_t now_
 	sqlite3_bind_blob(st, 3, j->secret_hash, SRVSTORE_HASH_LEN, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 4, now_ms);
 	sqlite3_bind_int64(st, 5, j->expires_ms);
-	return step_done(db, st);
+	return db_step_done(db, st);
 }
 
 int srvstore_join_get(struct db *db, const char *id, struct srvstore_join *out)
@@ -467,7 +460,7 @@ int srvstore_join_use(struct db *db, const char *id, const char *device_id, int6
 	sqlite3_bind_int64(st, 1, now_ms);
 	sqlite3_bind_text(st, 2, device_id, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(st, 3, id, -1, SQLITE_TRANSIENT);
-	err = step_done(db, st);
+	err = db_step_done(db, st);
 	if (!err && sqlite3_changes(db_handle(db)) != 1)
 		err = TLY_E_JOIN_USED;
 	return err;
@@ -491,7 +484,7 @@ int srvstore_audit(struct db *db, int64_t now_ms, const char *device_id, const c
 	sqlite3_bind_text(st, 4, event, -1, SQLITE_TRANSIENT);
 	bind_opt_text(st, 5, code);
 	bind_opt_text(st, 6, detail);
-	return step_done(db, st);
+	return db_step_done(db, st);
 }
 
 int srvstore_audit_count(struct db *db, const char *event, int64_t *n)
@@ -509,7 +502,7 @@ static int feed_add(struct db *db, const char *village, int64_t pos)
 		return err;
 	sqlite3_bind_text(st, 1, village, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 2, pos);
-	return step_done(db, st);
+	return db_step_done(db, st);
 }
 
 /* Makes problem visible to village from now on; the first time, also
@@ -526,7 +519,7 @@ static int feed_problem_open(struct db *db, const char *village, const char *pro
 		return err;
 	sqlite3_bind_text(st, 1, village, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(st, 2, problem, -1, SQLITE_TRANSIENT);
-	err = step_done(db, st);
+	err = db_step_done(db, st);
 	if (err || sqlite3_changes(db_handle(db)) == 0)
 		return err;
 	err = db_stmt(db,
@@ -539,7 +532,7 @@ static int feed_problem_open(struct db *db, const char *village, const char *pro
 	sqlite3_bind_text(st, 1, village, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(st, 2, problem, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 3, pos);
-	return step_done(db, st);
+	return db_step_done(db, st);
 }
 
 /* One text column of one row of a query with one text parameter; "" if none. */
@@ -645,7 +638,7 @@ static int feed_index_one(struct db *db, const struct feed_row *r, struct feed_o
 			return err;
 		sqlite3_bind_int64(st, 1, r->pos);
 		sqlite3_bind_text(st, 2, r->id, -1, SQLITE_TRANSIENT);
-		return step_done(db, st);
+		return db_step_done(db, st);
 	}
 	if (strcmp(r->kind, "notice") == 0) {
 		err = lookup(db, "SELECT village FROM notice WHERE id = ?", r->id, v, sizeof v,
@@ -705,7 +698,7 @@ int srvstore_feed_index(struct db *db)
 		if (err)
 			goto out;
 		sqlite3_bind_int64(st, 1, high);
-		err = step_done(db, st);
+		err = db_step_done(db, st);
 	}
 out:
 	free(rows);
@@ -838,7 +831,7 @@ int srvstore_enrolled_save(struct db *db, const char *const *urls, size_t nurls,
 		sqlite3_bind_text(st, 1, urls[0], -1, SQLITE_TRANSIENT);
 		sqlite3_bind_text(st, 2, epoch, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_int64(st, 3, offset_ms);
-		err = step_done(db, st);
+		err = db_step_done(db, st);
 	}
 	buf_free(&all);
 	return err;

@@ -41,13 +41,6 @@ int store_draft_new(struct db *db, const char *kind, const char *id, struct chan
 
 /* ---- small SQL helpers ---------------------------------------------------- */
 
-static int step_done(struct db *db, sqlite3_stmt *st)
-{
-	int rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? TLY_OK : db_err(db, rc);
-}
-
 /* Copies a text column into a fixed buffer; "" when NULL, truncated safely
  * (ids and codes are far shorter than the buffers). */
 static const char *col_copy(sqlite3_stmt *st, int i, char *out, size_t n)
@@ -98,7 +91,7 @@ static int hlc_save(struct db *db, const struct hlc *clock)
 	if (err)
 		return err;
 	sqlite3_bind_int64(st, 1, (int64_t)clock->last);
-	return step_done(db, st);
+	return db_step_done(db, st);
 }
 
 int store_clock_load(struct db *db, struct hlc *clock)
@@ -356,7 +349,7 @@ static int domain_put(struct db *db, const struct schema_kind *k, const struct c
 	sqlite3_bind_text(st, 1, change_id(c), -1, SQLITE_STATIC);
 	for (size_t j = 0; j < ncol; j++)
 		bind_field_static(st, (int)(2 + j), &in[colf[j]]);
-	return step_done(db, st);
+	return db_step_done(db, st);
 }
 
 /* Rows per field_state upsert: bounds the SQL text and the number of
@@ -423,7 +416,7 @@ static int state_put(struct db *db, const struct change *c, const size_t *idx, s
 			sqlite3_bind_text(st, (int)(6 + 2 * r), fv.name, -1, SQLITE_STATIC);
 			bind_field_static(st, (int)(7 + 2 * r), &in[idx[done + r]]);
 		}
-		err = step_done(db, st);
+		err = db_step_done(db, st);
 		if (err)
 			return err;
 		done += rows;
@@ -455,7 +448,7 @@ static int conflict_put(struct db *db, const struct change *c, const char *field
 	sqlite3_bind_text(st, 10, lose->site, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 11, (int64_t)lose_seq);
 	sqlite3_bind_int64(st, 12, clock_device_ms());
-	return step_done(db, st);
+	return db_step_done(db, st);
 }
 
 /* The current write of one field, copied out of field_state. */
@@ -665,7 +658,7 @@ static int log_insert(struct db *db, const struct change *c, const struct buf *b
 		sqlite3_bind_text(st, 13, reason ? reason : error_text_zh(code), -1,
 				  SQLITE_STATIC);
 	}
-	return step_done(db, st);
+	return db_step_done(db, st);
 }
 
 int store_site_head(struct db *db, const char *site, uint64_t *seq,
@@ -1073,7 +1066,7 @@ int store_set_eff(struct db *db, const char *site, uint64_t seq, uint64_t eff)
 	sqlite3_bind_int64(st, 1, (int64_t)eff);
 	sqlite3_bind_text(st, 2, site, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 3, (int64_t)seq);
-	err = step_done(db, st);
+	err = db_step_done(db, st);
 	if (err || !applied)
 		goto out;
 	/* Fields this change still holds move to the new stamp first, so the
@@ -1084,7 +1077,7 @@ int store_set_eff(struct db *db, const char *site, uint64_t seq, uint64_t eff)
 	sqlite3_bind_int64(st, 1, (int64_t)eff);
 	sqlite3_bind_text(st, 2, site, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 3, (int64_t)seq);
-	err = step_done(db, st);
+	err = db_step_done(db, st);
 	if (err)
 		goto out;
 	/* A later stamp may now win fields it had lost here: merge again. */
@@ -1111,7 +1104,7 @@ int store_rebuild_record(struct db *db, const char *kind, const char *id)
 		return err;
 	sqlite3_bind_text(st, 1, kind, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
-	err = step_done(db, st);
+	err = db_step_done(db, st);
 	if (err)
 		return err;
 	if (k) {
@@ -1120,7 +1113,7 @@ int store_rebuild_record(struct db *db, const char *kind, const char *id)
 		if (err)
 			return err;
 		sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-		err = step_done(db, st);
+		err = db_step_done(db, st);
 		if (err)
 			return err;
 	}
@@ -1162,7 +1155,7 @@ int store_outbox_reject(struct db *db, uint64_t seq, int code, const char *reaso
 			  SQLITE_TRANSIENT);
 	sqlite3_bind_text(st, 3, site->site_id, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 4, (int64_t)seq);
-	err = step_done(db, st);
+	err = db_step_done(db, st);
 	/* The server holds it without effect; so must we, or we would diverge. */
 	if (!err && applied)
 		err = store_rebuild_record(db, change_kind(c), change_id(c));
@@ -1205,7 +1198,7 @@ int store_outbox_ack(struct db *db, const char *epoch, uint64_t seq)
 		return err;
 	sqlite3_bind_text(st, 1, epoch, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 2, (int64_t)seq);
-	return step_done(db, st);
+	return db_step_done(db, st);
 }
 
 int store_outbox_stats(struct db *db, struct store_outbox_stats *out)

@@ -11,13 +11,6 @@
 #include "client/views.h"
 #include "protocol/error.h"
 
-static int step_done(struct db *db, sqlite3_stmt *st)
-{
-	int rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? TLY_OK : db_err(db, rc);
-}
-
 /* Copies a settings value into out (n bytes with the NUL); "" when absent.
  * A stored value too long for out is refused rather than cut: a cut pin or
  * token would fail later with a misleading error. */
@@ -55,7 +48,7 @@ static int setting_add_u64(struct db *db, const char *key, uint64_t add)
 		return err;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (int64_t)add);
-	return step_done(db, st);
+	return db_step_done(db, st);
 }
 
 int syncstate_load(struct db *db, struct syncstate *out)
@@ -143,7 +136,7 @@ int syncstate_epoch_reset(struct db *db, const char *epoch)
 	if (err)
 		return err;
 	sqlite3_bind_text(st, 1, epoch, -1, SQLITE_STATIC);
-	return step_done(db, st);
+	return db_step_done(db, st);
 }
 
 int syncstate_set_cursor(struct db *db, uint64_t next)
@@ -153,7 +146,7 @@ int syncstate_set_cursor(struct db *db, uint64_t next)
 	if (err)
 		return err;
 	sqlite3_bind_int64(st, 1, (int64_t)next);
-	return step_done(db, st);
+	return db_step_done(db, st);
 }
 
 int syncstate_record_clock(struct db *db, uint64_t server_ms, int64_t offset_ms)
@@ -164,7 +157,7 @@ int syncstate_record_clock(struct db *db, uint64_t server_ms, int64_t offset_ms)
 	if (err)
 		return err;
 	sqlite3_bind_int64(st, 1, offset_ms);
-	err = step_done(db, st);
+	err = db_step_done(db, st);
 	snprintf(v, sizeof v, "%llu", (unsigned long long)server_ms);
 	if (!err)
 		err = db_setting_set(db, "sync_server_ms", v);
@@ -178,7 +171,7 @@ int syncstate_record_attempt(struct db *db, int64_t now_ms)
 	if (err)
 		return err;
 	sqlite3_bind_int64(st, 1, now_ms);
-	return step_done(db, st);
+	return db_step_done(db, st);
 }
 
 static int add_bytes(struct db *db, uint64_t sent, uint64_t received)
@@ -204,7 +197,7 @@ int syncstate_record_success(struct db *db, int64_t now_ms, uint64_t bytes_sent,
 		      &st);
 	if (!err) {
 		sqlite3_bind_int64(st, 1, now_ms);
-		err = step_done(db, st);
+		err = db_step_done(db, st);
 	}
 	if (!err)
 		err = add_bytes(db, bytes_sent, bytes_received);
@@ -240,7 +233,7 @@ int syncstate_record_error(struct db *db, int code, const char *detail_zh, int64
 			sqlite3_bind_int64(st, 3, next_ms);
 		else
 			sqlite3_bind_null(st, 3);
-		err = step_done(db, st);
+		err = db_step_done(db, st);
 	}
 	if (!err)
 		err = add_bytes(db, bytes_sent, bytes_received);
