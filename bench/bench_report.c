@@ -4,11 +4,11 @@
  * two progress entries.
  *
  * The database is filled with bulk SQL in one transaction (village,
- * problem, task and progress rows, and the field_state rows of each
- * progress percent that the report's "latest entry" reads), NOT through
+ * problem, task and progress rows, and the record_base row of each
+ * progress entry that the report's "latest entry" reads), NOT through
  * the ledger write path: that path fsyncs every write (~250/s here, so
  * 50,000 tasks would take minutes) and the report reads only the domain
- * tables and field_state, which bulk SQL fills with the same shapes.
+ * tables and record_base, which bulk SQL fills with the same shapes.
  *
  * Measured, each from the open database: report_build (the summary and
  * the ledger in memory: one read transaction), the text summary to
@@ -79,8 +79,8 @@ static int fill(struct db *db, int villages, int per)
 		 "INSERT INTO progress (id, task, percent, note, author, date) "
 		 "SELECT 'h' || substr(id, 2), id, 100, '第二次进展', '村文书', '2026-02-27' "
 		 "FROM task WHERE rowid %% 5 = 1;"
-		 "INSERT INTO field_state (kind, record_id, field, value, stamp, site, seq) "
-		 "SELECT 'progress', id, 'percent', percent, rowid, 'bench', rowid FROM progress;",
+		 "INSERT INTO record_base (kind, record_id, stamp, site, seq, mask) "
+		 "SELECT 'progress', id, rowid, 'bench', rowid, 63 FROM progress;",
 		 villages - 1, villages * per - 1, per);
 	err = db_exec(db, sql);
 	if (err) {

@@ -223,27 +223,46 @@ static int site_load(struct db *db)
 	return TLY_OK;
 }
 
-int db_random_id(char out[DB_ID_LEN + 1])
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned char raw[DB_ID_LEN / 2];
-	size_t got = 0;
+static const char hex_digits[] = "0123456789abcdef";
 
-	while (got < sizeof raw) {
-		ssize_t n = getrandom(raw + got, sizeof raw - got, 0);
-		if (n < 0) {
+/* Writes n random lowercase hex digits to out (no NUL). */
+static int random_hex(char *out, size_t n)
+{
+	unsigned char raw[16];
+	size_t got = 0, need = (n + 1) / 2;
+
+	if (need > sizeof raw)
+		return TLY_E_INTERNAL;
+	while (got < need) {
+		ssize_t r = getrandom(raw + got, need - got, 0);
+		if (r < 0) {
 			if (errno == EINTR)
 				continue;
 			return TLY_E_IO;
 		}
-		got += (size_t)n;
+		got += (size_t)r;
 	}
-	for (size_t i = 0; i < sizeof raw; i++) {
-		out[2 * i] = hex[raw[i] >> 4];
-		out[2 * i + 1] = hex[raw[i] & 15];
-	}
-	out[DB_ID_LEN] = '\0';
+	for (size_t i = 0; i < n; i++)
+		out[i] = hex_digits[i % 2 ? raw[i / 2] & 15 : raw[i / 2] >> 4];
 	return TLY_OK;
+}
+
+int db_random_id(char out[DB_ID_LEN + 1])
+{
+	int err = random_hex(out, DB_ID_LEN);
+	out[err ? 0 : DB_ID_LEN] = '\0';
+	return err;
+}
+
+int db_record_id(int64_t now_ms, char out[DB_RECORD_ID_LEN + 1])
+{
+	uint64_t t = now_ms > 0 ? (uint64_t)now_ms : 0;
+	/* 11 hex digits hold milliseconds until the year 2527. */
+	for (int i = 10; i >= 0; i--, t >>= 4)
+		out[i] = hex_digits[t & 15];
+	int err = random_hex(out + 11, DB_RECORD_ID_LEN - 11);
+	out[err ? 0 : DB_RECORD_ID_LEN] = '\0';
+	return err;
 }
 
 int db_site_create(struct db *db, const char *role, const char *name, const char *village_id,
@@ -445,6 +464,15 @@ int db_open(const char *path, int flags, struct db **out, struct buf *why)
 		err = db_exec(db, "PRAGMA synchronous = FULL");
 	if (!err)
 		err = db_exec(db, "PRAGMA foreign_keys = ON");
+	/* A transaction's statement journal in memory: on disk it was a temp
+	 * file written page by page for every statement of a push, more
+	 * writes than the WAL itself. 16 MiB of page cache (the default is
+	 * 2 MiB) keeps a push's B-tree pages from being read back from the
+	 * WAL; the cache grows only as far as the file needs. */
+	if (!err)
+		err = db_exec(db, "PRAGMA temp_store = MEMORY");
+	if (!err)
+		err = db_exec(db, "PRAGMA cache_size = -16384");
 	if (err) {
 		why_set(why, "无法设置数据库 %s：%s", path, sqlite3_errmsg(db->h));
 		goto out;

@@ -112,6 +112,18 @@ int db_site_set_village(struct db *db, const char *village_id);
 /* Writes DB_ID_LEN random lowercase hex characters and a NUL into out. */
 int db_random_id(char out[DB_ID_LEN + 1]);
 
+/*
+ * A new record's id: DB_RECORD_ID_LEN lowercase hex characters and a NUL,
+ * 11 of now_ms (milliseconds since 1970) then 9 random (36 bits). Ids made
+ * later sort later, so a new record's rows and index entries land at the
+ * right edge of every B-tree keyed by id, not on a random page: on the
+ * township server that halved the pages each push writes. Unique across
+ * sites with overwhelming odds: two ids collide only if made in the same
+ * millisecond with the same 36 random bits.
+ */
+#define DB_RECORD_ID_LEN 20
+int db_record_id(int64_t now_ms, char out[DB_RECORD_ID_LEN + 1]);
+
 /* Local settings (never replicated): warning thresholds and the like.
  * db_setting_int returns def when the key is absent or not an integer. */
 int64_t db_setting_int(struct db *db, const char *key, int64_t def);

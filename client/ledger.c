@@ -37,12 +37,12 @@ static void batch_free(struct batch *b)
 static int batch_add(struct db *db, struct batch *b, const char *kind, const char *id,
 		     char *new_id, struct change **out)
 {
-	char fresh[DB_ID_LEN + 1];
+	char fresh[DB_RECORD_ID_LEN + 1];
 	int err;
 	if (b->n == LEDGER_MAX_DRAFTS)
 		return TLY_E_TOO_MANY;
 	if (!id) {
-		err = db_random_id(fresh);
+		err = db_record_id(clock_device_ms(), fresh);
 		if (err)
 			return err;
 		id = fresh;
@@ -119,12 +119,45 @@ static int write_batch(struct db *db, struct batch *b, struct buf *why)
 
 /* ---- ids -------------------------------------------------------------------- */
 
+/* Collects up to 6 ids of kind matching one GLOB pattern form; an exact id
+ * ends the search as the only candidate. */
+static int resolve_pass(struct db *db, const struct schema_kind *k, const char *glob,
+			const char *ref, char *out, int *n, struct buf *cands)
+{
+	char sql[128];
+	sqlite3_stmt *st;
+	int rc, err;
+
+	snprintf(sql, sizeof sql, "SELECT id FROM \"%s\" WHERE id GLOB %s ORDER BY id LIMIT 6",
+		 k->kind, glob);
+	err = db_stmt(db, sql, &st);
+	if (err)
+		return err;
+	sqlite3_bind_text(st, 1, ref, -1, SQLITE_TRANSIENT);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(st, 0);
+		if (!id)
+			continue;
+		if (strcmp(id, ref) == 0) { /* an exact id always wins */
+			snprintf(out, LEDGER_ID_SIZE, "%s", id);
+			*n = 1;
+			buf_reset(cands);
+			break;
+		}
+		if (*n == 0)
+			snprintf(out, LEDGER_ID_SIZE, "%s", id);
+		if (*n < 5)
+			(void)buf_addf(cands, "%s%s", *n ? "、" : "", id);
+		(*n)++;
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? TLY_OK : db_err(db, rc);
+}
+
 int ledger_resolve(struct db *db, const char *kind, const char *prefix, char *out,
 		   struct buf *why)
 {
 	const struct schema_kind *k = schema_kind_find(kind);
-	char sql[128];
-	sqlite3_stmt *st;
 	int err, n = 0;
 	struct buf cands;
 
@@ -135,34 +168,14 @@ int ledger_resolve(struct db *db, const char *kind, const char *prefix, char *ou
 		why_set(why, "编号格式不对：%s", prefix ? prefix : "");
 		return TLY_E_NOT_FOUND;
 	}
-	snprintf(sql, sizeof sql, "SELECT id FROM \"%s\" WHERE id GLOB ? || '*' ORDER BY id LIMIT 6",
-		 k->kind);
-	err = db_stmt(db, sql, &st);
-	if (err)
-		return err;
 	buf_init(&cands, 512);
-	sqlite3_bind_text(st, 1, prefix, -1, SQLITE_TRANSIENT);
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *id = (const char *)sqlite3_column_text(st, 0);
-		if (!id)
-			continue;
-		if (strcmp(id, prefix) == 0) { /* an exact id always wins */
-			snprintf(out, LEDGER_ID_SIZE, "%s", id);
-			n = 1;
-			buf_reset(&cands);
-			break;
-		}
-		if (n == 0)
-			snprintf(out, LEDGER_ID_SIZE, "%s", id);
-		if (n < 5)
-			(void)buf_addf(&cands, "%s%s", n ? "、" : "", id);
-		n++;
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		err = db_err(db, rc);
-	else if (n == 0) {
+	/* A prefix first; failing that, the id's last digits: new ids begin
+	 * with their creation time (db_record_id), so records made the same
+	 * day share their first digits and differ at the end. */
+	err = resolve_pass(db, k, "? || '*'", prefix, out, &n, &cands);
+	if (!err && n == 0)
+		err = resolve_pass(db, k, "'*' || ?", prefix, out, &n, &cands);
+	if (!err && n == 0) {
 		why_set(why, "没有找到编号为 %s 的%s", prefix,
 			strcmp(kind, "task") == 0      ? "任务"
 			: strcmp(kind, "problem") == 0 ? "问题"
@@ -170,7 +183,7 @@ int ledger_resolve(struct db *db, const char *kind, const char *prefix, char *ou
 			: strcmp(kind, "review") == 0  ? "审核记录"
 						       : "记录");
 		err = TLY_E_NOT_FOUND;
-	} else if (n > 1) {
+	} else if (!err && n > 1) {
 		why_set(why, "编号 %s 对应了多条记录：%s%s，请多输入几位", prefix,
 			cands.data ? cands.data : "", n > 5 ? " 等" : "");
 		err = TLY_E_AMBIGUOUS;
@@ -676,8 +689,8 @@ static int find_request(struct db *db, const char *ref, char *req, char *task, c
 		return err;
 	}
 	err = db_stmt(db,
-		      "SELECT r.id, r.until FROM review r JOIN field_state f ON f.kind = 'review' "
-		      "AND f.record_id = r.id AND f.field = 'type' WHERE r.task = ? "
+		      "SELECT r.id, r.until FROM review r JOIN record_base f ON f.kind = 'review' "
+		      "AND f.record_id = r.id WHERE r.task = ? "
 		      "AND r.type = 'extension' AND NOT EXISTS (SELECT 1 FROM review x WHERE "
 		      "x.type = 'extension_decision' AND x.request = r.id) "
 		      "ORDER BY f.stamp DESC, f.site DESC LIMIT 1",

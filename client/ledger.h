@@ -34,7 +34,8 @@
 int ledger_init(const char *path, const char *role, const char *name, const char *village_id,
 		struct db **out, struct buf *why);
 
-/* Resolves an id or unambiguous prefix of a record of kind into out.
+/* Resolves an id, an unambiguous prefix or, when no id has that prefix,
+ * an unambiguous suffix (the last digits) of a record of kind into out.
  * TLY_E_NOT_FOUND, TLY_E_AMBIGUOUS (why lists candidates). */
 int ledger_resolve(struct db *db, const char *kind, const char *prefix, char *out,
 		   struct buf *why);

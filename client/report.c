@@ -258,7 +258,7 @@ static int load_villages(struct report *r, struct db *db, const char *own_villag
  * `tally task list` and the report agree.
  *
  * CROSS JOIN fixes the join order: left to itself SQLite 3.40 drives the
- * latest-entry subquery from field_state (every progress percent, for
+ * latest-entry subquery from record_base (every progress entry, for
  * every task: minutes at 50,000 tasks) instead of from the task's few
  * entries through progress_task.
  */
@@ -269,8 +269,8 @@ static int load_villages(struct report *r, struct db *db, const char *own_villag
 	"(SELECT max(pr.date) FROM progress pr WHERE pr.task = t.id) "                           \
 	"FROM task t LEFT JOIN village v ON v.id = t.village "                                    \
 	"LEFT JOIN problem p ON p.id = t.problem "                                                \
-	"LEFT JOIN progress lp ON lp.id = (SELECT pr.id FROM progress pr CROSS JOIN field_state " \
-	"  f ON f.kind = 'progress' AND f.record_id = pr.id AND f.field = 'percent' "             \
+	"LEFT JOIN progress lp ON lp.id = (SELECT pr.id FROM progress pr CROSS JOIN record_base " \
+	"  f ON f.kind = 'progress' AND f.record_id = pr.id "                                      \
 	"  WHERE pr.task = t.id ORDER BY f.stamp DESC, f.site DESC LIMIT 1) "                      \
 	"WHERE ?1 IS NULL OR t.village = ?1 "                                                      \
 	"ORDER BY v.name, t.village, t.deadline, t.id"

@@ -232,11 +232,93 @@ static const char schema_v4[] =
 	"  PRIMARY KEY (village, day)\n"
 	") WITHOUT ROWID;\n";
 
+/*
+ * Field lists: keep each in step with its CREATE TABLE above. Each kind's
+ * list is an X-macro so that the field_state view of version 5 is written
+ * from the same list at compile time. A field's position is its bit in
+ * record_base.mask: lists may only grow at the end, and a version that adds
+ * a field must recreate the view.
+ */
+#define VILLAGE_FIELDS(F) F("village", 0, "name", T)
+#define PROBLEM_FIELDS(F)                                                                       \
+	F("problem", 0, "source", T) F("problem", 1, "round", T) F("problem", 2, "doc_no", T)   \
+	F("problem", 3, "category", T) F("problem", 4, "text", L)                               \
+	F("problem", 5, "manifestations", L) F("problem", 6, "village", T)                      \
+	F("problem", 7, "created_on", T)
+#define TASK_FIELDS(F)                                                                          \
+	F("task", 0, "problem", T) F("task", 1, "village", T) F("task", 2, "measures", L)      \
+	F("task", 3, "target", L) F("task", 4, "root_cause", L) F("task", 5, "elsewhere", L)   \
+	F("task", 6, "leader", T) F("task", 7, "owner", T) F("task", 8, "deadline", T)         \
+	F("task", 9, "status", T) F("task", 10, "created_on", T)
+#define PROGRESS_FIELDS(F)                                                                      \
+	F("progress", 0, "task", T) F("progress", 1, "percent", I) F("progress", 2, "note", L) \
+	F("progress", 3, "reason", L) F("progress", 4, "author", T) F("progress", 5, "date", T)
+#define EVIDENCE_FIELDS(F)                                                                      \
+	F("evidence", 0, "task", T) F("evidence", 1, "progress", T)                             \
+	F("evidence", 2, "sha256", T) F("evidence", 3, "name", T) F("evidence", 4, "size", I)  \
+	F("evidence", 5, "author", T) F("evidence", 6, "date", T) F("evidence", 7, "type", T)
+#define REVIEW_FIELDS(F)                                                                        \
+	F("review", 0, "task", T) F("review", 1, "type", T) F("review", 2, "decision", T)      \
+	F("review", 3, "opinion", L) F("review", 4, "until", T) F("review", 5, "request", T)   \
+	F("review", 6, "author", T) F("review", 7, "date", T)
+#define NOTICE_FIELDS(F)                                                                        \
+	F("notice", 0, "type", T) F("notice", 1, "village", T) F("notice", 2, "title", T)      \
+	F("notice", 3, "text", L) F("notice", 4, "tasks", L) F("notice", 5, "author", T)       \
+	F("notice", 6, "date", T)
+
+/*
+ * Version 5: the merge state of a record's first change in one row.
+ *
+ * Up to version 4 every field of every record had its own field_state row
+ * (value, stamp, site, seq): a new task wrote eleven rows, a second copy
+ * of its text and eleven index entries, half the server's apply cost.
+ * Now record_base holds the write of the change that created the record
+ * (stamp, site, seq, and mask: bit i set when that change carried field i
+ * of the kind's list below), whose values are the domain row's columns;
+ * field_write holds only writes that are not that change's (later writes,
+ * fields outside the schema, and everything from before version 5). A
+ * field's current write is its field_write row, else record_base when its
+ * bit is set, else none (store.c). field_state is now a view giving the
+ * same rows as before: what `tally verify`, reports and tests read.
+ *
+ * Existing files keep their rows in field_write; each record gets a
+ * record_base row with mask 0 (covering no field) from its earliest write,
+ * which is also what orders entries (progress, reviews, notices).
+ */
+#define BASE_ROW(kind, bit, name, type)                                                          \
+	" UNION ALL SELECT b.kind, b.record_id, '" name "', d.\"" name "\", b.stamp, b.site, "      \
+	"b.seq FROM record_base b JOIN \"" kind "\" d ON d.id = b.record_id WHERE b.kind = '" kind \
+	"' AND (b.mask >> " #bit ") & 1 AND NOT EXISTS (SELECT 1 FROM field_write w WHERE "         \
+	"w.kind = b.kind AND w.record_id = b.record_id AND w.field = '" name "')"
+static const char schema_v5[] =
+	"ALTER TABLE field_state RENAME TO field_write;\n"
+	/* set_eff finds a change's writes through the primary key now. */
+	"DROP INDEX field_state_origin;\n"
+	"CREATE TABLE record_base (\n"
+	"  kind TEXT NOT NULL,\n"
+	"  record_id TEXT NOT NULL,\n"
+	"  stamp INTEGER NOT NULL,\n"
+	"  site TEXT NOT NULL,\n"
+	"  seq INTEGER NOT NULL,\n"
+	"  mask INTEGER NOT NULL,\n"
+	"  PRIMARY KEY (kind, record_id)\n"
+	") WITHOUT ROWID;\n"
+	"INSERT INTO record_base (kind, record_id, stamp, site, seq, mask) "
+	"SELECT kind, record_id, stamp, site, seq, 0 FROM (SELECT kind, record_id, stamp, site, "
+	"seq, row_number() OVER (PARTITION BY kind, record_id ORDER BY stamp, site) AS n "
+	"FROM field_write) WHERE n = 1;\n"
+	"CREATE VIEW field_state (kind, record_id, field, value, stamp, site, seq) AS "
+	"SELECT kind, record_id, field, value, stamp, site, seq FROM field_write" VILLAGE_FIELDS(
+		BASE_ROW) PROBLEM_FIELDS(BASE_ROW) TASK_FIELDS(BASE_ROW) PROGRESS_FIELDS(BASE_ROW)
+		EVIDENCE_FIELDS(BASE_ROW) REVIEW_FIELDS(BASE_ROW) NOTICE_FIELDS(BASE_ROW) ";\n";
+#undef BASE_ROW
+
 static const struct schema_migration migrations[] = {
 	{schema_v1},
 	{schema_v2},
 	{schema_v3},
 	{schema_v4},
+	{schema_v5},
 };
 
 const struct schema_migration *schema_migrations(size_t *n)
@@ -250,35 +332,20 @@ int schema_version(void)
 	return (int)(sizeof migrations / sizeof migrations[0]);
 }
 
-/* Field lists: keep each in step with its CREATE TABLE above. */
 #define T(n) {n, FIELD_TEXT, 0}
 #define L(n) {n, FIELD_TEXT, 1}
 #define I(n) {n, FIELD_INT, 0}
+#define FIELD_ENTRY(kind, bit, name, type) type(name),
 
-static const struct schema_field village_fields[] = {T("name")};
-static const struct schema_field problem_fields[] = {
-	T("source"), T("round"), T("doc_no"), T("category"), L("text"),
-	L("manifestations"), T("village"), T("created_on"),
-};
-static const struct schema_field task_fields[] = {
-	T("problem"), T("village"), L("measures"), L("target"), L("root_cause"), L("elsewhere"),
-	T("leader"), T("owner"), T("deadline"), T("status"), T("created_on"),
-};
-static const struct schema_field progress_fields[] = {
-	T("task"), I("percent"), L("note"), L("reason"), T("author"), T("date"),
-};
-static const struct schema_field evidence_fields[] = {
-	T("task"), T("progress"), T("sha256"), T("name"), I("size"), T("author"), T("date"),
-	T("type"),
-};
-static const struct schema_field review_fields[] = {
-	T("task"), T("type"), T("decision"), L("opinion"), T("until"), T("request"),
-	T("author"), T("date"),
-};
-static const struct schema_field notice_fields[] = {
-	T("type"), T("village"), T("title"), L("text"), L("tasks"), T("author"), T("date"),
-};
+static const struct schema_field village_fields[] = {VILLAGE_FIELDS(FIELD_ENTRY)};
+static const struct schema_field problem_fields[] = {PROBLEM_FIELDS(FIELD_ENTRY)};
+static const struct schema_field task_fields[] = {TASK_FIELDS(FIELD_ENTRY)};
+static const struct schema_field progress_fields[] = {PROGRESS_FIELDS(FIELD_ENTRY)};
+static const struct schema_field evidence_fields[] = {EVIDENCE_FIELDS(FIELD_ENTRY)};
+static const struct schema_field review_fields[] = {REVIEW_FIELDS(FIELD_ENTRY)};
+static const struct schema_field notice_fields[] = {NOTICE_FIELDS(FIELD_ENTRY)};
 
+#undef FIELD_ENTRY
 #undef T
 #undef L
 #undef I

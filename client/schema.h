@@ -10,9 +10,13 @@
  *
  * Record kinds: each replicated record kind has a domain table of the same
  * name whose columns are exactly its fields (plus `id`). The per-field merge
- * state lives in field_state, keyed by (kind, record_id, field), so merging
- * never depends on the domain table's layout; the domain tables are a
- * materialisation that `tally verify` rebuilds and compares.
+ * state is record_base (the write of the change that created a record, one
+ * row, its values being the domain row's) plus field_write (every other
+ * current write, one row per field); the view field_state shows both as one
+ * row per field, keyed by (kind, record_id, field). A field's index in its
+ * kind's list is its bit in record_base.mask, so lists only grow at the end.
+ * The domain tables and both merge tables are what `tally verify` rebuilds
+ * from the log and compares.
  */
 #ifndef TALLY_CLIENT_SCHEMA_H
 #define TALLY_CLIENT_SCHEMA_H

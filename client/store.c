@@ -126,7 +126,7 @@ static int record_exists(struct db *db, const char *kind, const char *id, int *o
 {
 	sqlite3_stmt *st;
 	int err = db_stmt(db,
-			  "SELECT 1 FROM field_state WHERE kind = ? AND record_id = ? LIMIT 1", &st);
+			  "SELECT 1 FROM record_base WHERE kind = ? AND record_id = ?", &st);
 	if (err)
 		return err;
 	sqlite3_bind_text(st, 1, kind, -1, SQLITE_TRANSIENT);
@@ -158,10 +158,11 @@ static int gather_task(struct db *db, const char *id, struct facts *f)
 		return db_err(db, rc);
 	if (!f->s.task_found)
 		return TLY_OK;
-	/* The latest entry by the merge order, so every replica agrees. */
+	/* The latest entry by the merge order of entries (their first write,
+	 * record_base), so every replica agrees. */
 	err = db_stmt(db,
-		      "SELECT p.percent FROM progress p JOIN field_state f ON f.kind = 'progress' "
-		      "AND f.record_id = p.id AND f.field = 'percent' WHERE p.task = ? "
+		      "SELECT p.percent FROM progress p JOIN record_base f ON f.kind = 'progress' "
+		      "AND f.record_id = p.id WHERE p.task = ? "
 		      "ORDER BY f.stamp DESC, f.site DESC LIMIT 1",
 		      &st);
 	if (err)
@@ -297,7 +298,7 @@ static int sql_add(char *sql, size_t *len, size_t cap, const char *s)
  * Creates the domain row if needed and writes every winning value of a
  * change into it in one statement. Column names come from the schema's list,
  * never from the change, so the SQL text is trusted; a field from a newer
- * schema is kept in field_state only. wins[i] marks field i of c as won.
+ * schema is kept in field_write only. wins[i] marks field i of c as won.
  */
 static int domain_put(struct db *db, const struct schema_kind *k, const struct change *c,
 		      const struct merge_write *in, const unsigned char *wins)
@@ -352,14 +353,14 @@ static int domain_put(struct db *db, const struct schema_kind *k, const struct c
 	return db_step_done(db, st);
 }
 
-/* Rows per field_state upsert: bounds the SQL text and the number of
+/* Rows per field_write upsert: bounds the SQL text and the number of
  * distinct cached statements (one per row count). */
 #define STATE_ROWS_MAX 16
 _Static_assert(6 + 2 * STATE_ROWS_MAX < 100, "two-digit parameter numbers");
 
 /*
  * Stores the incoming write of each field in idx[0..n) as the field's
- * current write, STATE_ROWS_MAX rows per statement: per-statement overhead,
+ * current write in field_write, STATE_ROWS_MAX rows per statement: per-statement overhead,
  * not the B-tree work, dominated applying a change one field at a time.
  * kind, record, seq, stamp and site are the change's, bound once.
  */
@@ -367,7 +368,7 @@ static int state_put(struct db *db, const struct change *c, const size_t *idx, s
 		     const struct merge_write *in)
 {
 	static const char head[] =
-		"INSERT INTO field_state (kind, record_id, field, value, stamp, site, seq) VALUES ";
+		"INSERT INTO field_write (kind, record_id, field, value, stamp, site, seq) VALUES ";
 	static const char tail[] = " ON CONFLICT (kind, record_id, field) DO UPDATE "
 				   "SET value = excluded.value, stamp = excluded.stamp, "
 				   "site = excluded.site, seq = excluded.seq";
@@ -451,7 +452,8 @@ static int conflict_put(struct db *db, const struct change *c, const char *field
 	return db_step_done(db, st);
 }
 
-/* The current write of one field, copied out of field_state. */
+/* The current write of one field, copied out of field_write or, for a
+ * field of the record's first change, record_base and the domain row. */
 struct cur_write {
 	int have;
 	struct merge_write w;
@@ -460,26 +462,67 @@ struct cur_write {
 	char site[CHANGE_SITE_MAX + 1];
 };
 
+/* The record's first write (record_base), if the record is held at all. */
+struct base_write {
+	int have;
+	uint64_t stamp, seq;
+	uint64_t mask;
+	char site[CHANGE_SITE_MAX + 1];
+};
+
 /* Fields a change usually carries fit here; more take the heap. */
 #define MERGE_STACK_FIELDS 16
 
+/* Copies column col of st into w as the field's value (owned copy). */
+static int cur_value_copy(sqlite3_stmt *st, int col, struct cur_write *w)
+{
+	switch (sqlite3_column_type(st, col)) {
+	case SQLITE_INTEGER:
+		w->w.type = FIELD_INT;
+		w->w.i = sqlite3_column_int64(st, col);
+		return TLY_OK;
+	case SQLITE_NULL:
+		w->w.type = FIELD_NULL;
+		return TLY_OK;
+	default: {
+		const void *t = sqlite3_column_text(st, col);
+		size_t len = (size_t)sqlite3_column_bytes(st, col);
+		if (!t && len == 0 && sqlite3_errcode(sqlite3_db_handle(st)) == SQLITE_NOMEM)
+			return TLY_E_NOMEM;
+		w->w.type = FIELD_TEXT;
+		w->text = malloc(len + 1);
+		if (!w->text)
+			return TLY_E_NOMEM;
+		if (len)
+			memcpy(w->text, t, len);
+		w->text[len] = '\0';
+		w->w.text = w->text;
+		w->w.len = len;
+		return TLY_OK;
+	}
+	}
+}
+
 /*
- * Reads the current writes of the change's fields in one query. field_state's
- * primary key orders a record's rows by field bytewise, as a change orders its
- * fields, so the two lists are walked side by side; only rows matching one of
- * the change's fields are copied (bounded by the change, not by the table).
- * Copied so the statement can be reset before the writes touch the same rows.
+ * Reads the field_write rows of the change's fields in one query.
+ * field_write's primary key orders a record's rows by field bytewise, as a
+ * change orders its fields, so the two lists are walked side by side; only
+ * rows matching one of the change's fields are copied (bounded by the
+ * change, not by the table). Copied so the statement can be reset before
+ * the writes touch the same rows. *any is set when the record has any
+ * field_write row at all, carried or not.
  */
-static int state_load(struct db *db, const struct change *c, struct cur_write *cur)
+static int state_load(struct db *db, const struct change *c, struct cur_write *cur, int *any)
 {
 	sqlite3_stmt *st;
 	size_t nf = change_field_count(c), i = 0;
 	int err = db_stmt(db,
-			  "SELECT field, value, stamp, site, seq FROM field_state "
+			  "SELECT field, value, stamp, site, seq FROM field_write "
 			  "WHERE kind = ? AND record_id = ? ORDER BY field",
 			  &st);
 	if (err)
 		return err;
+	*any = 0;
 	sqlite3_bind_text(st, 1, change_kind(c), -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, change_id(c), -1, SQLITE_STATIC);
 	int rc = SQLITE_DONE;
@@ -487,6 +530,7 @@ static int state_load(struct db *db, const struct change *c, struct cur_write *c
 		const char *name = (const char *)sqlite3_column_text(st, 0);
 		struct field_view fv;
 		int cmp = 1;
+		*any = 1;
 		if (!name)
 			continue;
 		while (i < nf) {
@@ -502,30 +546,9 @@ static int state_load(struct db *db, const struct change *c, struct cur_write *c
 			continue; /* a field of the record this change does not carry */
 		struct cur_write *w = &cur[i++];
 		w->have = 1;
-		switch (sqlite3_column_type(st, 1)) {
-		case SQLITE_INTEGER:
-			w->w.type = FIELD_INT;
-			w->w.i = sqlite3_column_int64(st, 1);
-			break;
-		case SQLITE_NULL:
-			w->w.type = FIELD_NULL;
-			break;
-		default: {
-			const void *t = sqlite3_column_text(st, 1);
-			size_t len = (size_t)sqlite3_column_bytes(st, 1);
-			w->w.type = FIELD_TEXT;
-			w->text = malloc(len + 1);
-			if (!w->text) {
-				err = TLY_E_NOMEM;
-				goto out;
-			}
-			if (len)
-				memcpy(w->text, t, len);
-			w->text[len] = '\0';
-			w->w.text = w->text;
-			w->w.len = len;
-		}
-		}
+		err = cur_value_copy(st, 1, w);
+		if (err)
+			goto out;
 		w->w.stamp = (uint64_t)sqlite3_column_int64(st, 2);
 		const unsigned char *s = sqlite3_column_text(st, 3);
 		if (!s) {
@@ -543,10 +566,120 @@ out:
 	return err;
 }
 
+static int base_load(struct db *db, const struct change *c, struct base_write *b)
+{
+	sqlite3_stmt *st;
+	int err = db_stmt(db,
+			  "SELECT stamp, site, seq, mask FROM record_base "
+			  "WHERE kind = ? AND record_id = ?",
+			  &st);
+	if (err)
+		return err;
+	sqlite3_bind_text(st, 1, change_kind(c), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, change_id(c), -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	b->have = rc == SQLITE_ROW;
+	if (b->have) {
+		b->stamp = (uint64_t)sqlite3_column_int64(st, 0);
+		if (!col_copy(st, 1, b->site, sizeof b->site))
+			err = TLY_E_DB;
+		b->seq = (uint64_t)sqlite3_column_int64(st, 2);
+		b->mask = (uint64_t)sqlite3_column_int64(st, 3);
+	} else if (rc != SQLITE_DONE) {
+		err = db_err(db, rc);
+	}
+	sqlite3_reset(st);
+	return err;
+}
+
+static int base_put(struct db *db, const struct change *c, uint64_t mask)
+{
+	sqlite3_stmt *st;
+	int err = db_stmt(db,
+			  "INSERT INTO record_base (kind, record_id, stamp, site, seq, mask) "
+			  "VALUES (?, ?, ?, ?, ?, ?)",
+			  &st);
+	if (err)
+		return err;
+	sqlite3_bind_text(st, 1, change_kind(c), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, change_id(c), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (int64_t)change_stamp(c));
+	sqlite3_bind_text(st, 4, change_site(c), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, (int64_t)change_seq(c));
+	sqlite3_bind_int64(st, 6, (int64_t)mask);
+	return db_step_done(db, st);
+}
+
+/* The bit of field name in record_base.mask; -1 for a field outside the
+ * kind's list (kept in field_write only). */
+static int field_bit(const struct schema_kind *k, const char *name)
+{
+	const struct schema_field *sf = k ? schema_field_find(k, name) : NULL;
+	return sf ? (int)(sf - k->fields) : -1;
+}
+
 /*
- * Merges every field of c against its current write in field_state: one
- * read of the record's field_state rows, one upsert per field won, one
- * upsert of the domain row with every column won.
+ * Fills the fields of c that have no field_write row but are carried by
+ * the record's first change (base) with that write: stamp, site and seq
+ * from record_base, the value from the domain row, read once.
+ */
+static int base_fill(struct db *db, const struct schema_kind *k, const struct change *c,
+		     const struct base_write *b, struct cur_write *cur)
+{
+	char sql[96];
+	sqlite3_stmt *st = NULL;
+	size_t nf = change_field_count(c);
+	int err = TLY_OK, rc;
+
+	for (size_t i = 0; i < nf; i++) {
+		struct field_view fv;
+		int bit;
+		if (cur[i].have)
+			continue;
+		change_field_at(c, i, &fv);
+		bit = field_bit(k, fv.name);
+		if (bit < 0 || !(b->mask >> bit & 1))
+			continue;
+		if (!st) {
+			/* Column i + 1 is field i: the domain table is id plus the
+			 * kind's fields in list order (schema.c). */
+			snprintf(sql, sizeof sql, "SELECT * FROM \"%s\" WHERE id = ?", k->kind);
+			err = db_stmt(db, sql, &st);
+			if (err)
+				return err;
+			sqlite3_bind_text(st, 1, change_id(c), -1, SQLITE_STATIC);
+			rc = sqlite3_step(st);
+			if (rc != SQLITE_ROW) {
+				/* record_base without its domain row: a damaged file. */
+				err = rc == SQLITE_DONE ? TLY_E_DB : db_err(db, rc);
+				goto out;
+			}
+		}
+		struct cur_write *w = &cur[i];
+		w->have = 1;
+		err = cur_value_copy(st, bit + 1, w);
+		if (err)
+			goto out;
+		w->w.stamp = b->stamp;
+		snprintf(w->site, sizeof w->site, "%s", b->site);
+		w->w.site = w->site;
+		w->seq = b->seq;
+	}
+out:
+	if (st)
+		sqlite3_reset(st);
+	return err;
+}
+
+/*
+ * Merges every field of c against its current write.
+ *
+ * A record's first change (no record_base row, no field_write row) wins
+ * every field by definition: it becomes the record's base (one row), its
+ * values the domain row, and only fields outside the kind's list go to
+ * field_write. Any later change reads the record's field_write rows and
+ * base once, merges field by field, and stores each field it wins in
+ * field_write and the domain row.
  *
  * Which losers are logged: a write replaced by a later write of the SAME
  * site is an ordinary edit (a site sees its own writes), so it is not a
@@ -562,7 +695,8 @@ static int merge_fields(struct db *db, const struct change *c, int log_conflicts
 	struct merge_write in_stack[MERGE_STACK_FIELDS], *in = in_stack;
 	unsigned char wins_stack[MERGE_STACK_FIELDS], *wins = wins_stack;
 	size_t won_stack[MERGE_STACK_FIELDS], *won = won_stack, nwon = 0;
-	int err = TLY_OK;
+	struct base_write base;
+	int err = TLY_OK, any_write = 0;
 
 	if (nf > MERGE_STACK_FIELDS) {
 		cur = malloc(nf * sizeof *cur);
@@ -578,7 +712,35 @@ static int merge_fields(struct db *db, const struct change *c, int log_conflicts
 		}
 	}
 	memset(cur, 0, (nf ? nf : 1) * sizeof *cur);
-	err = state_load(db, c, cur);
+	err = base_load(db, c, &base);
+	if (!err)
+		err = state_load(db, c, cur, &any_write);
+	if (err)
+		goto out;
+
+	if (!base.have && !any_write) {
+		uint64_t mask = 0;
+		for (size_t i = 0; i < nf; i++) {
+			struct field_view fv;
+			int bit;
+			change_field_at(c, i, &fv);
+			merge_write_from_change(c, i, &in[i]);
+			wins[i] = 1;
+			bit = field_bit(k, fv.name);
+			if (bit >= 0)
+				mask |= (uint64_t)1 << bit;
+			else
+				won[nwon++] = i;
+		}
+		err = base_put(db, c, mask);
+		if (!err)
+			err = state_put(db, c, won, nwon, in);
+		if (!err)
+			err = domain_put(db, k, c, in, wins);
+		goto out;
+	}
+	if (base.have)
+		err = base_fill(db, k, c, &base, cur);
 	if (err)
 		goto out;
 
@@ -1070,16 +1232,27 @@ int store_set_eff(struct db *db, const char *site, uint64_t seq, uint64_t eff)
 	if (err || !applied)
 		goto out;
 	/* Fields this change still holds move to the new stamp first, so the
-	 * re-merge below compares the change with the other writes only. */
-	err = db_stmt(db, "UPDATE field_state SET stamp = ? WHERE site = ? AND seq = ?", &st);
-	if (err)
-		goto out;
-	sqlite3_bind_int64(st, 1, (int64_t)eff);
-	sqlite3_bind_text(st, 2, site, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 3, (int64_t)seq);
-	err = db_step_done(db, st);
-	if (err)
-		goto out;
+	 * re-merge below compares the change with the other writes only. A
+	 * change touches one record: its writes are found by primary key. */
+	static const char *const moves[] = {
+		"UPDATE field_write SET stamp = ?1 WHERE kind = ?2 AND record_id = ?3 "
+		"AND site = ?4 AND seq = ?5",
+		"UPDATE record_base SET stamp = ?1 WHERE kind = ?2 AND record_id = ?3 "
+		"AND site = ?4 AND seq = ?5",
+	};
+	for (size_t m = 0; m < sizeof moves / sizeof moves[0]; m++) {
+		err = db_stmt(db, moves[m], &st);
+		if (err)
+			goto out;
+		sqlite3_bind_int64(st, 1, (int64_t)eff);
+		sqlite3_bind_text(st, 2, change_kind(c), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, change_id(c), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, site, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 5, (int64_t)seq);
+		err = db_step_done(db, st);
+		if (err)
+			goto out;
+	}
 	/* A later stamp may now win fields it had lost here: merge again. */
 	change_set_eff(c, eff);
 	err = merge_fields(db, c, 1);
@@ -1099,14 +1272,20 @@ int store_rebuild_record(struct db *db, const char *kind, const char *id)
 	size_t n = 0;
 	int err;
 
-	err = db_stmt(db, "DELETE FROM field_state WHERE kind = ? AND record_id = ?", &st);
-	if (err)
-		return err;
-	sqlite3_bind_text(st, 1, kind, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
-	err = db_step_done(db, st);
-	if (err)
-		return err;
+	static const char *const clears[] = {
+		"DELETE FROM field_write WHERE kind = ? AND record_id = ?",
+		"DELETE FROM record_base WHERE kind = ? AND record_id = ?",
+	};
+	for (size_t i = 0; i < sizeof clears / sizeof clears[0]; i++) {
+		err = db_stmt(db, clears[i], &st);
+		if (err)
+			return err;
+		sqlite3_bind_text(st, 1, kind, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+		err = db_step_done(db, st);
+		if (err)
+			return err;
+	}
 	if (k) {
 		snprintf(sql, sizeof sql, "DELETE FROM \"%s\" WHERE id = ?", k->kind);
 		err = db_stmt(db, sql, &st);

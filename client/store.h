@@ -1,14 +1,17 @@
 /*
  * store — THE local write path, THE remote apply path, and the outbox.
  *
- * Three tables carry the replication state (schema.c):
+ * Four tables carry the replication state (schema.c):
  *   change_log  every change this site holds, its own and received, with
  *               its canonical bytes, chain links, state applied|rejected;
  *               pos (its rowid) is the cursor for pulls.
- *   field_state the current winning write of every field of every record
- *               (value, stamp, site, seq): the merge state. The domain
- *               tables (village, problem, task, ...) are its
- *               materialisation, written in the same transaction.
+ *   record_base the write of the change that created each record (stamp,
+ *               site, seq, which fields it carried): one row per record.
+ *   field_write every other current winning write, one row per field
+ *               (value, stamp, site, seq). With record_base, the merge
+ *               state; the view field_state shows it one row per field.
+ *               The domain tables (village, problem, task, ...) hold the
+ *               values, written in the same transaction.
  *   conflict    losing writes, with both values, sites and stamps.
  *
  * Local writes: build each change as a draft (store_draft_new + the
@@ -44,7 +47,7 @@ int store_draft_new(struct db *db, const char *kind, const char *id, struct chan
  * stored records (including earlier drafts of the same call), stamps it
  * with the site's HLC (wall time from clock.h), gives it the next seq,
  * links it into the site's hash chain, appends it to change_log and merges
- * its fields into field_state and the domain table. Then COMMITs. Returns
+ * its fields into the merge state and the domain table. Then COMMITs. Returns
  * TLY_OK only once the commit is durable; on any error nothing at all is
  * written. `why` (may be NULL) gets a Chinese detail on refusal.
  * *first_seq (may be NULL) gets the seq of the first change written.
@@ -84,7 +87,7 @@ enum store_outcome {
  * store_check; a refusal stores it as rejected with the code and Chinese
  * reason (*reject_code and reject_reason, either may be NULL) and is
  * STORE_REJECTED with TLY_OK returned. Otherwise it is stored and each
- * field merged by merge_field against field_state: the winner goes to the
+ * field merged by merge_field against the merge state: the winner goes to the
  * domain table, a loser from another site to the conflict log. The site's
  * HLC receives the change's stamp. recv_ms is this site's receive time.
  */
@@ -156,7 +159,7 @@ int store_clock_save(struct db *db, const struct hlc *clock);
 
 /* ---- rebuilding ------------------------------------------------------------ */
 
-/* Merges c's fields into field_state and the domain table without touching
+/* Merges c's fields into the merge state and the domain table without touching
  * change_log or the conflict log: the replay step of rebuilds (verify). */
 int store_merge_change(struct db *db, const struct change *c);
 

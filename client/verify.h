@@ -7,7 +7,10 @@
  * from seq 1, else from the first change held (the report says so, with
  * "complete": false): seq without gaps, each prev equal to the hash before
  * it, each hash equal to SHA-256(prev || body), and the row's columns
- * (site, seq, hlc, kind, record_id) equal to what the body says.
+ * (site, seq, hlc, kind, record_id) equal to what the body says. A village
+ * holds other sites' changes only as far as its feed shows them: there
+ * such a chain may have gaps, each run after one checked from its first
+ * change ("complete": false).
  *
  * Rebuild: replays every applied change into a fresh in-memory database
  * and compares field_state and every domain table row for row.

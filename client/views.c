@@ -123,7 +123,7 @@ static const char *jstr(json_t *o, const char *k) { return json_string_value(jso
 /* ---- tasks -------------------------------------------------------------------------------------------- */
 
 /* CROSS JOIN fixes the join order: left to itself SQLite 3.40 drives the
- * latest-entry subquery from field_state (every progress percent of every
+ * latest-entry subquery from record_base (every progress entry of every
  * task) rather than from this task's few entries (see report.c). */
 #define TASK_SELECT                                                                            \
 	"SELECT t.id AS id, v.name AS village, t.village AS village_id, t.problem AS problem, "  \
@@ -131,8 +131,8 @@ static const char *jstr(json_t *o, const char *k) { return json_string_value(jso
 	"t.root_cause AS root_cause, t.elsewhere AS elsewhere, t.owner AS owner, "                \
 	"t.leader AS leader, t.deadline AS deadline, t.status AS status, "                        \
 	"t.created_on AS created_on, "                                                            \
-	"coalesce((SELECT pr.percent FROM progress pr CROSS JOIN field_state f ON f.kind = 'progress' " \
-	"  AND f.record_id = pr.id AND f.field = 'percent' WHERE pr.task = t.id "                 \
+	"coalesce((SELECT pr.percent FROM progress pr CROSS JOIN record_base f ON f.kind = 'progress' " \
+	"  AND f.record_id = pr.id WHERE pr.task = t.id "                                         \
 	"  ORDER BY f.stamp DESC, f.site DESC LIMIT 1), 0) AS progress, "                          \
 	"(SELECT max(pr.date) FROM progress pr WHERE pr.task = t.id) AS last_progress "           \
 	"FROM task t LEFT JOIN village v ON v.id = t.village LEFT JOIN problem p ON p.id = t.problem "
@@ -349,8 +349,8 @@ int views_task_show(struct db *db, const char *task, json_t **out)
 		err = rows_json(db,
 				"SELECT p.id AS id, p.percent AS percent, p.note AS note, "
 				"p.reason AS reason, p.author AS author, p.date AS date FROM progress p "
-				"JOIN field_state f ON f.kind = 'progress' AND f.record_id = p.id AND "
-				"f.field = 'percent' WHERE p.task = ? ORDER BY f.stamp, f.site",
+				"JOIN record_base f ON f.kind = 'progress' AND f.record_id = p.id "
+				"WHERE p.task = ? ORDER BY f.stamp, f.site",
 				task, NULL, progress);
 	if (!err)
 		err = rows_json(db,
@@ -361,8 +361,8 @@ int views_task_show(struct db *db, const char *task, json_t **out)
 		err = rows_json(db,
 				"SELECT r.id AS id, r.type AS type, r.decision AS decision, "
 				"r.opinion AS opinion, r.until AS until, r.request AS request, "
-				"r.author AS author, r.date AS date FROM review r JOIN field_state f ON "
-				"f.kind = 'review' AND f.record_id = r.id AND f.field = 'type' "
+				"r.author AS author, r.date AS date FROM review r JOIN record_base f ON "
+				"f.kind = 'review' AND f.record_id = r.id "
 				"WHERE r.task = ? ORDER BY f.stamp, f.site",
 				task, NULL, reviews);
 	if (!err)
@@ -454,8 +454,8 @@ int views_notice_list(struct db *db, json_t **out)
 			    "SELECT n.id AS id, n.type AS type, n.village AS village_id, "
 			    "v.name AS village, n.title AS title, n.text AS text, n.tasks AS tasks, "
 			    "n.author AS author, n.date AS date FROM notice n "
-			    "JOIN field_state f ON f.kind = 'notice' AND f.record_id = n.id AND "
-			    "f.field = 'type' LEFT JOIN village v ON v.id = n.village "
+			    "JOIN record_base f ON f.kind = 'notice' AND f.record_id = n.id "
+			    "LEFT JOIN village v ON v.id = n.village "
 			    "WHERE ?1 IS NULL OR n.village IS NULL OR n.village = ?1 "
 			    "ORDER BY f.stamp DESC, f.site DESC",
 			    site ? site->village_id : NULL, NULL, arr);

@@ -135,10 +135,11 @@ def body(tmp):
     text = "村务公开不及时，𠀀𪚥字测试🙂 \"引号\" 与\\反斜杠"
     p1 = ok(["problem", "add", "--source", "inspection", "--text", text, "--round", "第三轮"],
             town).strip()
-    check(len(p1) == 16, "problem add prints an id")
+    check(len(p1) == 20, "problem add prints an id")
     pj = js(["problem", "add", "--source", "audit", "--text", "审计发现"], town)
-    check(pj and pj["saved"] is True and len(pj["id"]) == 16, f"problem add --json {pj}")
+    check(pj and pj["saved"] is True and len(pj["id"]) == 20, f"problem add --json {pj}")
     p2 = pj["id"]
+    check(p1 < p2, f"a later record has a later id ({p1} {p2})")
     pl = js(["problem", "list"], town)
     got = [p for p in pl if p["id"] == p1]
     check(got and got[0]["text"] == text and got[0]["source"] == "inspection"
@@ -146,12 +147,12 @@ def body(tmp):
     check(len(js(["problem", "list", "--source", "audit"], town)) == 1, "problem list --source")
 
     measures = "每月公开一次村务𠀀，建立台账🙂"
-    tj = js(["task", "add", "--problem", p1[:6], "--measures", measures, "--owner", "张三",
+    tj = js(["task", "add", "--problem", p1[-6:], "--measures", measures, "--owner", "张三",
              "--leader", "李四", "--deadline", "2026-03-05", "--village", "王家村"], town)
-    check(tj and len(tj["id"]) == 16, f"task add --json {tj}")
+    check(tj and len(tj["id"]) == 20, f"task add --json {tj}")
     t1 = tj["id"]
     t2 = ok(["task", "add", "--problem", p2, "--measures", "整改2", "--owner", "王五",
-             "--leader", "赵六", "--deadline", "2026-02-01", "--village", v2[:8]], town).strip()
+             "--leader", "赵六", "--deadline", "2026-02-01", "--village", v2[-8:]], town).strip()
     t3 = ok(["task", "add", "--problem", p2, "--measures", "整改3", "--owner", "王五",
              "--leader", "赵六", "--deadline", "2026-12-31", "--village", v1,
              "--target", "目标", "--root-cause", "根源", "--elsewhere", "举一反三"], town).strip()
@@ -188,7 +189,7 @@ def body(tmp):
     with open(ev, "wb") as f:
         f.write(b"\xff\xd8fake jpeg" * 100)
     evsum = hashlib.sha256(open(ev, "rb").read()).hexdigest()
-    pr = js(["progress", t1[:7], "--percent", "40", "--note", "已公开一次𠀀", "--evidence", ev],
+    pr = js(["progress", t1[-7:], "--percent", "40", "--note", "已公开一次𠀀", "--evidence", ev],
             town)
     check(pr and pr["saved"], "progress --json")
     show = js(["task", "show", t1], town)
@@ -221,7 +222,7 @@ def body(tmp):
 
     # ---- extensions --------------------------------------------------------------------
     rq = js(["extend", t3, "--until", "2027-03-31", "--reason", "雨季施工"], town)["id"]
-    ok(["extend", "decide", rq[:8], "--approve", "--opinion", "同意"], town)
+    ok(["extend", "decide", rq[-8:], "--approve", "--opinion", "同意"], town)
     check(js(["task", "show", t3], town)["deadline"] == "2027-03-31", "extension approved")
     ok(["extend", t3, "--until", "2027-06-30", "--reason", "再延"], town)
     ok(["extend", "decide", t3, "--reject", "--opinion", "不同意"], town)
@@ -234,7 +235,7 @@ def body(tmp):
 
     # ---- notices -------------------------------------------------------------------------
     n1 = js(["notice", "send", "--type", "warning", "--title", "预警𠀀", "--text", "请抓紧",
-             "--village", "王家村", "--task", t3[:8]], town)["id"]
+             "--village", "王家村", "--task", t3[-8:]], town)["id"]
     ok(["notice", "send", "--type", "supervision", "--text", "全镇通报"], town)
     nl = js(["notice", "list"], town)
     check(len(nl) == 2, "notice list")

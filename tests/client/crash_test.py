@@ -26,7 +26,7 @@ import time
 TALLY = sys.argv[1]
 MIN_KILLS = int(sys.argv[2]) if len(sys.argv) > 2 else 200
 TIME_LIMIT = 50.0
-ID = re.compile(rb"^[0-9a-f]{16}$", re.M)
+ID = re.compile(rb"^[0-9a-f]{20}$", re.M)
 
 
 def run(db, args):
@@ -107,6 +107,9 @@ def body(tmp):
     fails = []
     if kills < MIN_KILLS:
         fails.append(f"only {kills} kills within {TIME_LIMIT} s")
+    if finished and not (tasks or progress):
+        # Guards the check itself: finished writes print their id.
+        fails.append(f"{finished} writes finished but no saved id was recognised")
 
     # Every write reported as saved is there, with its content.
     p = subprocess.run([TALLY, "--db", db, "task", "list", "--json"], capture_output=True)

@@ -14,6 +14,7 @@
 #include "helpers.h"
 #include "client/ledger.h"
 #include "client/schema.h"
+#include "client/store.h"
 
 static int exec_raw(const char *path, const char *sql)
 {
@@ -156,6 +157,74 @@ static void test_migrations_from_every_version(void **state)
 	}
 }
 
+/* The rows of one SELECT joined into text, "|" between columns, ";" after rows. */
+static void rows_text(struct db *db, const char *sql, char *out, size_t n)
+{
+	sqlite3_stmt *st = NULL;
+	size_t len = 0;
+	out[0] = '\0';
+	assert_int_equal(sqlite3_prepare_v2(db_handle(db), sql, -1, &st, NULL), SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		for (int i = 0; i < sqlite3_column_count(st); i++) {
+			const unsigned char *t = sqlite3_column_text(st, i);
+			len += (size_t)snprintf(out + len, n - len, "%s%s", i ? "|" : "",
+						t ? (const char *)t : "NULL");
+			assert_true(len < n);
+		}
+		len += (size_t)snprintf(out + len, n - len, ";");
+		assert_true(len < n);
+	}
+	sqlite3_finalize(st);
+}
+
+/*
+ * Version 5 moves a record's first write into record_base. A version 4 file
+ * keeps every per-field row (now in field_write), the field_state view
+ * shows exactly the rows it held, each record gets a base covering no
+ * field, and merging against the old rows still follows the total order.
+ */
+static void test_migration_v5_keeps_merge_state(void **state)
+{
+	(void)state;
+	size_t n;
+	const struct schema_migration *m = schema_migrations(&n);
+	char *dir = tmp_dir(), *path = path_in(dir, "v4.db");
+	char got[1024];
+	for (size_t k = 0; k < 4; k++)
+		assert_int_equal(exec_raw(path, m[k].sql), SQLITE_OK);
+	assert_int_equal(exec_raw(path,
+				  "PRAGMA user_version = 4; INSERT INTO site (one, site_id, role, "
+				  "name, created_ms) VALUES (1, '0123456789abcdef', 'township', "
+				  "'旧镇', 1); INSERT INTO task (id, owner, status) VALUES ('t1', "
+				  "'张三', 'doing'); INSERT INTO field_state VALUES ('task', 't1', "
+				  "'owner', '张三', 100, 'a', 1), ('task', 't1', 'status', 'doing', "
+				  "200, 'b', 5);"),
+			 SQLITE_OK);
+	struct db *db = NULL;
+	assert_int_equal(db_open(path, DB_OPEN_CREATE, &db, NULL), TLY_OK);
+	rows_text(db, "SELECT field, value, stamp, site, seq FROM field_state ORDER BY field", got,
+		  sizeof got);
+	assert_string_equal(got, "owner|张三|100|a|1;status|doing|200|b|5;");
+	rows_text(db, "SELECT * FROM record_base", got, sizeof got);
+	assert_string_equal(got, "task|t1|100|a|1|0;");
+
+	/* Stamp 150 from site c: beats the owner (100), loses the status (200),
+	 * and a field the record never had is simply taken. */
+	struct change *c = mk_change("c", 1, 150, "task", "t1");
+	set_t(c, "owner", "李四");
+	set_t(c, "status", "done");
+	set_t(c, "deadline", "2027-01-01");
+	assert_int_equal(db_begin(db), TLY_OK);
+	assert_int_equal(store_merge_change(db, c), TLY_OK);
+	assert_int_equal(db_commit(db), TLY_OK);
+	change_free(c);
+	rows_text(db, "SELECT owner, status, deadline FROM task", got, sizeof got);
+	assert_string_equal(got, "李四|doing|2027-01-01;");
+	db_close(db);
+	free(path);
+	rm_tree(dir);
+}
+
 static void test_init_village(void **state)
 {
 	(void)state;
@@ -187,6 +256,7 @@ int main(void)
 		cmocka_unit_test(test_create_and_reopen),
 		cmocka_unit_test(test_not_tally),
 		cmocka_unit_test(test_migrations_from_every_version),
+		cmocka_unit_test(test_migration_v5_keeps_merge_state),
 		cmocka_unit_test(test_init_village),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

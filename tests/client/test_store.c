@@ -156,8 +156,8 @@ static void test_write_atomic_sql(void **state)
 	struct fx *f = *state;
 	char before[256], after[256];
 	text_of(f->db, state_sql, NULL, before, sizeof before);
-	assert_int_equal(db_exec(f->db, "CREATE TEMP TRIGGER boom AFTER INSERT ON field_state "
-					"WHEN NEW.field = 'owner' BEGIN SELECT RAISE(ABORT, 'boom'); END"),
+	assert_int_equal(db_exec(f->db, "CREATE TEMP TRIGGER boom AFTER INSERT ON task "
+					"WHEN NEW.owner = '王五' BEGIN SELECT RAISE(ABORT, 'boom'); END"),
 			 TLY_OK);
 	struct ledger_task t = {.problem = f->problem, .village = f->village, .measures = "m2",
 				.owner = "王五", .leader = "赵六", .deadline = "2026-10-01"};

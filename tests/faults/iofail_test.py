@@ -37,7 +37,7 @@ import time
 
 TALLY = sys.argv[1]
 SHIM = os.path.abspath(sys.argv[2])
-ID = re.compile(r"^[0-9a-f]{16}$", re.M)
+ID = re.compile(r"^[0-9a-f]{20}$", re.M)
 ERR = re.compile(r"错误：.+ \((db_error|io_error)\)")
 MAX_N = 400  # a bound in case the shim stops reporting (would be a bug)
 
