@@ -64,12 +64,20 @@ static const struct config_option serve_config_options[] = {
 	 level_names, "debug, info, warn or error"},
 };
 
-struct server {
-	struct syncsrv *ss;
-	struct httpd *h;
+/* What the routes and the auth hook use (serve.h: serve_app_new). */
+struct serve_app {
+	struct syncsrv *ss; /* borrowed */
+	struct httpd *h;    /* borrowed */
 	struct ratelimit *rl;
 	struct blobsrv *blob;
 	struct dash *dash; /* the township dashboard (dash.h) */
+};
+
+/* What only the `tallyd serve` process has: the restore mark and the test hook. */
+struct server {
+	struct syncsrv *ss;
+	struct httpd *h;
+	struct serve_app *app;
 	char mark_path[PATH_MAX_LEN];
 	unsigned pause_ms; /* test hook, 0 in production */
 };
@@ -194,7 +202,7 @@ static int answer_error(struct httpd_req *r, int status, int err, const char *me
 typedef int (*sync_fn)(struct syncsrv *s, const struct syncsrv_principal *p, const char *body,
 		       size_t n, struct syncsrv_reply *r);
 
-static int run_sync(struct httpd_req *r, struct server *sv, sync_fn fn)
+static int run_sync(struct httpd_req *r, struct serve_app *sv, sync_fn fn)
 {
 	struct syncsrv_reply rep;
 	size_t n;
@@ -219,7 +227,7 @@ static int h_pull(struct httpd_req *r, void *arg)
 
 static int h_join(struct httpd_req *r, void *arg)
 {
-	struct server *sv = arg;
+	struct serve_app *sv = arg;
 	struct syncsrv_reply rep;
 	size_t n;
 	const char *body = httpd_req_body(r, &n);
@@ -233,7 +241,7 @@ static int h_join(struct httpd_req *r, void *arg)
 
 static int h_devices(struct httpd_req *r, void *arg)
 {
-	struct server *sv = arg;
+	struct serve_app *sv = arg;
 	struct syncsrv_reply rep;
 	syncsrv_reply_init(&rep);
 	int err = syncsrv_devices(sv->ss, httpd_req_principal(r), &rep);
@@ -245,7 +253,7 @@ static int h_devices(struct httpd_req *r, void *arg)
 
 static int h_whoami(struct httpd_req *r, void *arg)
 {
-	struct server *sv = arg;
+	struct serve_app *sv = arg;
 	struct syncsrv_reply rep;
 	syncsrv_reply_init(&rep);
 	int err = syncsrv_whoami(sv->ss, httpd_req_principal(r), &rep);
@@ -257,7 +265,7 @@ static int h_whoami(struct httpd_req *r, void *arg)
 
 static int h_health(struct httpd_req *r, void *arg)
 {
-	struct server *sv = arg;
+	struct serve_app *sv = arg;
 	struct httpd_stats st;
 	char body[512];
 	httpd_get_stats(sv->h, &st);
@@ -281,7 +289,7 @@ static uint64_t mono_ms(void)
  * the protocol's error message. */
 static int auth_hook(struct httpd_req *r, void *arg)
 {
-	struct server *sv = arg;
+	struct serve_app *sv = arg;
 	struct syncsrv_principal p, *copy;
 	int err = syncsrv_authenticate(sv->ss, httpd_req_bearer(r), &p);
 
@@ -323,6 +331,67 @@ static int auth_hook(struct httpd_req *r, void *arg)
 	*copy = p;
 	httpd_req_set_principal(r, copy, free);
 	return TLY_OK;
+}
+
+int serve_app_new(struct httpd *h, struct syncsrv *ss, const char *db_path,
+		  const struct httpd_options *ho, const struct blobsrv_options *bo,
+		  struct serve_app **out)
+{
+	struct serve_app *a = calloc(1, sizeof *a);
+	int err = TLY_E_NOMEM;
+
+	*out = NULL;
+	if (!a)
+		return err;
+	a->ss = ss;
+	a->h = h;
+	/* Rate limits are ours (keyed by credential in the auth hook), so the
+	 * 429 carries the protocol's error message; httpd's must be off. */
+	if (ho->rate_per_minute) {
+		err = ratelimit_new(ho->rate_per_minute, ho->rate_burst ? ho->rate_burst : 1,
+				    ho->rate_max_keys ? ho->rate_max_keys : 1, &a->rl);
+		if (err)
+			goto out;
+	}
+	const struct httpd_route routes[] = {
+		{"GET", "/v1/health", 0, HTTPD_PUBLIC, 0, h_health, a},
+		{"POST", "/v1/join", 0, HTTPD_JSON | HTTPD_PUBLIC, 4096, h_join, a},
+		{"POST", "/v1/push", 0, HTTPD_JSON, 0, h_push, a},
+		{"POST", "/v1/pull", 0, HTTPD_JSON, 4096, h_pull, a},
+		{"GET", "/v1/devices", 0, 0, 0, h_devices, a},
+		{"GET", "/v1/whoami", 0, 0, 0, h_whoami, a},
+	};
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+		err = httpd_add_route(h, &routes[i]);
+		if (err)
+			goto out;
+	}
+	err = dash_new(ss, &a->dash);
+	if (!err)
+		err = dash_add_routes(a->dash, h);
+	if (!err)
+		err = blobsrv_new(ss, db_path, bo, &a->blob);
+	if (!err)
+		err = blobsrv_add_routes(a->blob, h);
+	if (!err)
+		httpd_set_auth(h, auth_hook, a);
+out:
+	if (err) {
+		serve_app_free(a);
+		return err;
+	}
+	*out = a;
+	return TLY_OK;
+}
+
+void serve_app_free(struct serve_app *a)
+{
+	if (!a)
+		return;
+	dash_free(a->dash);
+	ratelimit_free(a->rl);
+	blobsrv_free(a->blob);
+	free(a);
 }
 
 /* ---- main ---- */
@@ -562,42 +631,14 @@ int serve_main(int argc, char **argv)
 		goto out;
 	}
 
-	/* Rate limits are ours (keyed by credential in the auth hook), so the
-	 * 429 carries the protocol's error message; httpd's are off. */
-	if (ho.rate_per_minute) {
-		err = ratelimit_new(ho.rate_per_minute, ho.rate_burst ? ho.rate_burst : 1,
-				    ho.rate_max_keys ? ho.rate_max_keys : 1, &sv.rl);
-		if (err)
-			goto out;
-		ho.rate_per_minute = 0;
-	}
-	err = httpd_new(&ho, ctx, &sv.h);
-	if (err)
-		goto out;
-	const struct httpd_route routes[] = {
-		{"GET", "/v1/health", 0, HTTPD_PUBLIC, 0, h_health, &sv},
-		{"POST", "/v1/join", 0, HTTPD_JSON | HTTPD_PUBLIC, 4096, h_join, &sv},
-		{"POST", "/v1/push", 0, HTTPD_JSON, 0, h_push, &sv},
-		{"POST", "/v1/pull", 0, HTTPD_JSON, 4096, h_pull, &sv},
-		{"GET", "/v1/devices", 0, 0, 0, h_devices, &sv},
-		{"GET", "/v1/whoami", 0, 0, 0, h_whoami, &sv},
-	};
-	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-		err = httpd_add_route(sv.h, &routes[i]);
-		if (err)
-			goto out;
-	}
-	err = dash_new(sv.ss, &sv.dash);
+	/* The rate limit is the app's (serve_app_new), not httpd's. */
+	struct httpd_options hd = ho;
+	hd.rate_per_minute = 0;
+	err = httpd_new(&hd, ctx, &sv.h);
 	if (!err)
-		err = dash_add_routes(sv.dash, sv.h);
+		err = serve_app_new(sv.h, sv.ss, db_path, &ho, &bo, &sv.app);
 	if (err)
 		goto out;
-	err = blobsrv_new(sv.ss, db_path, &bo, &sv.blob);
-	if (!err)
-		err = blobsrv_add_routes(sv.blob, sv.h);
-	if (err)
-		goto out;
-	httpd_set_auth(sv.h, auth_hook, &sv);
 	for (size_t i = 0; i < nlisten; i++) {
 		unsigned p = 0;
 		err = httpd_listen(sv.h, listen[i], &p);
@@ -623,9 +664,7 @@ out:
 	if (rc == 1 && err)
 		log_event(LOG_LEVEL_ERROR, "serve_failed", "code=%s", error_name(err));
 	httpd_free(sv.h);
-	dash_free(sv.dash); /* borrows sv.ss: before syncsrv_close */
-	ratelimit_free(sv.rl);
-	blobsrv_free(sv.blob);
+	serve_app_free(sv.app); /* borrows sv.ss: before syncsrv_close */
 	syncsrv_close(sv.ss);
 	SSL_CTX_free(ctx);
 	config_free(secs, 3);

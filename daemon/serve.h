@@ -29,6 +29,28 @@
 /* `tallyd serve ARGS...` (argv[0] is "serve"); returns the exit status. */
 int serve_main(int argc, char **argv);
 
+struct httpd;
+struct httpd_options;
+struct blobsrv_options;
+struct syncsrv;
+struct serve_app;
+
+/*
+ * The township's HTTPS application on h: the sync routes (/v1/join, push,
+ * pull, devices, whoami, health), the dashboard, the evidence routes and
+ * the auth hook (bearer tokens; a per-credential rate limit from
+ * ho->rate_per_minute, rate_burst and rate_max_keys, so h itself must be
+ * made with rate_per_minute 0). `tallyd serve` and the request fuzzer
+ * (tests/fuzz/fuzz_serve_request.c) build the same server with it.
+ * h and ss are borrowed and must outlive the app; free the app after
+ * httpd_free(h) and before syncsrv_close(ss). On failure h may hold some
+ * of the routes already: free it, do not run it.
+ */
+int serve_app_new(struct httpd *h, struct syncsrv *ss, const char *db_path,
+		  const struct httpd_options *ho, const struct blobsrv_options *bo,
+		  struct serve_app **out);
+void serve_app_free(struct serve_app *a);
+
 /* The default TLS file paths of a database: PATH.crt and PATH.key. */
 void serve_tls_paths(const char *db_path, char *cert, char *key, size_t n);
 

@@ -549,9 +549,14 @@ int syncsrv_join(struct syncsrv *s, const char *body, size_t n, const char *remo
 	memset(&t, 0, sizeof t);
 	if (n > JOIN_BODY_MAX)
 		return syncsrv_reply_error(r, 0, TLY_E_TOO_LARGE, NULL, 0);
-	j = json_loadb(body, n, JSON_REJECT_DUPLICATES, NULL);
+	json_error_t jerr;
+	j = json_loadb(body, n, JSON_REJECT_DUPLICATES, &jerr);
 	if (!j || !json_is_object(j)) {
-		err = syncsrv_reply_error(r, 0, TLY_E_BAD_JSON, NULL, 0);
+		/* A repeated key is its own code (PROTOCOL.md §9 step 3), as in
+		 * every other message: a second "site" must not read as a typo. */
+		int code = !j && json_error_code(&jerr) == json_error_duplicate_key ? TLY_E_DUP_KEY
+										   : TLY_E_BAD_JSON;
+		err = syncsrv_reply_error(r, 0, code, NULL, 0);
 		goto out;
 	}
 	if (json_unpack(j, "{s:I}", "v", &v) || v != PROTOCOL_VERSION) {
@@ -613,7 +618,23 @@ int syncsrv_join(struct syncsrv *s, const char *body, size_t n, const char *remo
 	if (err)
 		goto out;
 	in_txn = 1;
-	err = srvstore_join_use(s->db, id, d.id, now);
+	/* A site with a history here (the township's own, or any site whose
+	 * changes the log holds) is not a new device's: enrolled under it, a
+	 * village would push as that site, past the site check of a push. */
+	uint64_t site_held = 0;
+	uint8_t site_hash[CHANGE_HASH_LEN];
+	err = store_site_head(s->db, d.site, &site_held, site_hash);
+	if (!err && (site_held > 0 || strcmp(d.site, db_site(s->db)->site_id) == 0)) {
+		db_rollback(s->db);
+		in_txn = 0;
+		log_event(LOG_LEVEL_WARN, "join_refused", "remote=%s code=%s reason=site_taken site=%s",
+			  remote, id, d.site);
+		err = syncsrv_reply_error(r, 409, TLY_E_EXISTS,
+					  "这个站点编号已经有记录，不能用来加入；请在新的村级台账上重新加入", 0);
+		goto out;
+	}
+	if (!err)
+		err = srvstore_join_use(s->db, id, d.id, now);
 	if (err == TLY_E_JOIN_USED) {
 		db_rollback(s->db);
 		in_txn = 0;

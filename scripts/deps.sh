@@ -8,8 +8,9 @@ PKGS=(
   build-essential cmake pkg-config clang
   libjansson-dev zlib1g-dev libssl-dev libsqlite3-dev sqlite3
   libcurl4-openssl-dev curl libevent-dev libcmocka-dev libxlsxwriter-dev
-  openssl faketime procps python3 sslscan python3-openpyxl
+  openssl faketime procps python3 sslscan testssl.sh python3-openpyxl
   chromium fonts-wqy-microhei
+  iproute2 nftables
 )
 # Node.js for the dashboard's browser test: Debian's packages only where no
 # node/npm is on the machine already (a NodeSource nodejs bundles npm and

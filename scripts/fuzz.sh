@@ -16,7 +16,7 @@ SECS=${1:-600}
 shift || true
 BUILD=${TALLY_FUZZ_BUILD:-build-asan-fuzz}
 WORK=${TALLY_FUZZ_WORK:-build-fuzz-work}
-ALL=(jsoncheck inflate msg_push msg_pull_answer msg_other change_canonical)
+ALL=(jsoncheck inflate msg_push msg_pull_answer msg_other change_canonical serve_request)
 TARGETS=("$@")
 [ "${#TARGETS[@]}" -gt 0 ] || TARGETS=("${ALL[@]}")
 
@@ -33,7 +33,8 @@ for name in "${TARGETS[@]}"; do
   artifacts="$WORK/artifacts/$name"
   mkdir -p "$corpus" "$artifacts" "tests/fuzz/regressions/$name"
   dict=()
-  case $name in jsoncheck|msg_*) dict=(-dict=tests/fuzz/json.dict) ;; esac
+  case $name in jsoncheck|msg_*) dict=(-dict=tests/fuzz/json.dict) ;;
+    serve_request) dict=(-dict=tests/fuzz/serve.dict) ;; esac
   echo "== fuzz_$name for ${SECS}s"
   if ! "$BUILD/tests/fuzz/fuzz_$name" -max_total_time="$SECS" -rss_limit_mb=1024 -timeout=10 \
        -print_final_stats=1 "${dict[@]}" -artifact_prefix="$artifacts/" \

@@ -21,7 +21,7 @@ for d in "$src/corpus/$name" "$src/regressions/$name"; do
   [ -d "$d" ] && find "$d" -maxdepth 1 -type f ! -name '.*' -exec cp {} "$tmp/corpus/" \;
 done
 dict=()
-case $name in jsoncheck|msg_*) dict=(-dict="$src/json.dict") ;; esac
+case $name in jsoncheck|msg_*) dict=(-dict="$src/json.dict") ;; serve_request) dict=(-dict="$src/serve.dict") ;; esac
 "$bin" -max_total_time="$secs" -rss_limit_mb=1024 -timeout=10 -print_final_stats=1 \
        "${dict[@]}" -artifact_prefix="$tmp/artifacts/" "$tmp/corpus" 2>&1 | tail -n 40
 rc=${PIPESTATUS[0]}
