@@ -284,6 +284,8 @@ static const char schema_v4[] =
  * Existing files keep their rows in field_write; each record gets a
  * record_base row with mask 0 (covering no field) from its earliest write,
  * which is also what orders entries (progress, reviews, notices).
+ * change_log_rejected lets the outbox statistics count a site's rejected
+ * changes without reading the log.
  */
 #define BASE_ROW(kind, bit, name, type)                                                          \
 	" UNION ALL SELECT b.kind, b.record_id, '" name "', d.\"" name "\", b.stamp, b.site, "      \
@@ -292,6 +294,9 @@ static const char schema_v4[] =
 	"w.kind = b.kind AND w.record_id = b.record_id AND w.field = '" name "')"
 static const char schema_v5[] =
 	"ALTER TABLE field_state RENAME TO field_write;\n"
+	/* Rejected changes are few; counting them must not read every change
+	 * body (the outbox statistics are read after every pushed batch). */
+	"CREATE INDEX change_log_rejected ON change_log (site) WHERE state = 'rejected';\n"
 	/* set_eff finds a change's writes through the primary key now. */
 	"DROP INDEX field_state_origin;\n"
 	"CREATE TABLE record_base (\n"

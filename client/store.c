@@ -1392,8 +1392,12 @@ int store_outbox_stats(struct db *db, struct store_outbox_stats *out)
 			  "(SELECT max(seq) FROM change_log WHERE site = ?1), "
 			  "(SELECT count(*) FROM change_log WHERE site = ?1 AND seq > "
 			  "  (SELECT acked_seq FROM sync_state WHERE one = 1)), "
-			  "(SELECT min(recv_ms) FROM change_log WHERE site = ?1 AND seq > "
-			  "  (SELECT acked_seq FROM sync_state WHERE one = 1)), "
+			  /* The syncer asks after every batch: each part is an index
+			   * lookup, never a scan of the change bodies. Own changes are
+			   * received (written) in seq order, so the first pending one
+			   * is the oldest. */
+			  "(SELECT recv_ms FROM change_log WHERE site = ?1 AND seq > "
+			  "  (SELECT acked_seq FROM sync_state WHERE one = 1) ORDER BY seq LIMIT 1), "
 			  "(SELECT count(*) FROM change_log WHERE site = ?1 AND state = 'rejected')",
 			  &st);
 	if (err)

@@ -45,11 +45,13 @@ int cmd_sync(struct cli *cli, const struct cli_args *a)
 			"epoch_changed", r.epoch_changed);
 		if (o2)
 			json_object_update_new(
-				o2, json_pack("{s:I, s:I, s:I, s:I}", "blobs_uploaded",
+				o2, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "blobs_uploaded",
 					      (json_int_t)r.blobs_uploaded, "blobs_refused",
 					      (json_int_t)r.blobs_refused, "blob_bytes",
 					      (json_int_t)r.blob_bytes, "blobs_pending",
-					      (json_int_t)r.blobs_pending));
+					      (json_int_t)r.blobs_pending, "requests",
+					      (json_int_t)r.requests, "failures",
+					      (json_int_t)r.failures));
 		if (err) {
 			json_object_set_new(o2, "error",
 					    json_pack("{s:s, s:s, s:s}", "code", error_name(err),

@@ -183,6 +183,37 @@ def cases():
             p.stop()
             t.close()
 
+    def kill_every():
+        """Time-based kills (the PouchDB bench's fault): every open
+        connection is reset, idle or not; "off" stops it."""
+        e = Target("echo")
+        p = Proxy(e.port, "--seed", "3")
+        try:
+            conns = [socket.create_connection(("127.0.0.1", p.port), timeout=10) for _ in range(3)]
+            for s in conns:
+                s.sendall(b"hi")
+                check(s.recv(10) == b"hi", "echo through proxy")
+            p.cmd("set kill-every 50")
+            for s in conns:
+                try:
+                    gone = s.recv(10) == b""
+                except ConnectionResetError:
+                    gone = True
+                check(gone, "connection survived the kills")
+                s.close()
+            p.cmd("set kill-every off")
+            st = p.stats()
+            check(st["kills"] >= 3 and st["active"] == 0, "stats %r" % st)
+            with socket.create_connection(("127.0.0.1", p.port), timeout=5) as s:
+                for _ in range(20):
+                    s.sendall(b"ping")
+                    check(s.recv(10) == b"ping", "echo after kill-every off")
+                    time.sleep(0.02)
+            check(p.stats()["kills"] == st["kills"], "killed after off")
+        finally:
+            p.stop()
+            e.close()
+
     def bounded_memory():
         """A fast sender and a client that does not read: the proxy holds
         about --max-buffer per direction, not the 64 MB sent."""
@@ -244,6 +275,7 @@ def cases():
         "latency": latency,
         "refuse": refuse,
         "stall": stall,
+        "kill_every": kill_every,
         "bounded_memory": bounded_memory,
         "tls_through_proxy": tls_through_proxy,
     }

@@ -5,8 +5,8 @@
  *   faultproxy --listen 127.0.0.1:0 --target 127.0.0.1:PORT
  *              [--control 127.0.0.1:0] [--latency-ms N]
  *              [--cut MIN-MAX] [--cut-dir c2s|s2c|both] [--cut-mode rst|fin]
- *              [--stall-after N --stall-ms M] [--refuse] [--seed N]
- *              [--max-buffer BYTES] [--verbose]
+ *              [--stall-after N --stall-ms M] [--kill-every MS] [--refuse]
+ *              [--seed N] [--max-buffer BYTES] [--verbose]
  *
  * Prints "listen=PORT control=PORT" on stdout once ready (PORT 0 when no
  * --control), then proxies until SIGTERM/SIGINT or the "quit" command.
@@ -22,12 +22,17 @@
  *             (M = 0: forever), once per connection
  *   refuse    the listening socket is closed: connects get "connection
  *             refused"; "off" listens again on the same port
+ *   kill      at random intervals (exponential, mean MS, at least 5 ms)
+ *             every open connection is reset at once, wherever its bytes
+ *             are: the "ms" fault of the PouchDB bench's tcp_proxy.js
+ *             (../shared/bench/peers), so both systems face the same link
  *
  * Control port: one command per line, one answer line ("ok ..." or
  * "err ..."):
  *   set latency N | set cut MIN-MAX | set cut off | set cut-dir c2s|s2c|both
  *   set cut-mode rst|fin | set stall N M | set stall off | set refuse on|off
- *   stats   -> ok connections=N active=N c2s=N s2c=N cuts=N stalls=N
+ *   set kill-every MS | set kill-every off (or 0)
+ *   stats   -> ok connections=N active=N c2s=N s2c=N cuts=N stalls=N kills=N
  *   reset   -> closes every proxied connection now
  *   quit    -> exits
  *
@@ -37,6 +42,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -107,11 +113,13 @@ struct proxy {
 	uint64_t stall_after;      /* NO_LIMIT: no stall */
 	unsigned stall_ms;
 	int refuse;
+	unsigned kill_ms;          /* mean interval of the kill fault, 0: off */
+	struct event *kill_timer;
 	size_t max_buffer;
 	int verbose;
 	uint64_t rng;
 	/* stats */
-	uint64_t n_conns, n_active, bytes[2], n_cuts, n_stalls;
+	uint64_t n_conns, n_active, bytes[2], n_cuts, n_stalls, n_kills;
 };
 
 static uint64_t now_ms(void)
@@ -477,6 +485,38 @@ static int set_refuse(struct proxy *p, int on)
 	return 0;
 }
 
+/* ---- the kill fault ---- */
+
+static void kill_arm(struct proxy *p)
+{
+	evtimer_del(p->kill_timer);
+	if (p->kill_ms == 0)
+		return;
+	/* 53 random bits in [0, 1): 1 - u is never 0, so the log is finite */
+	double u = (double)(rnd(p) >> 11) / 9007199254740992.0;
+	double ms = -log(1.0 - u) * p->kill_ms;
+	if (ms < 5)
+		ms = 5; /* as tcp_proxy.js: a burst of kills is one kill */
+	if (ms > 3600e3)
+		ms = 3600e3;
+	uint64_t w = (uint64_t)ms;
+	struct timeval tv = {(time_t)(w / 1000), (suseconds_t)(w % 1000) * 1000};
+	evtimer_add(p->kill_timer, &tv);
+}
+
+static void kill_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy *p = arg;
+
+	(void)fd;
+	(void)what;
+	while (p->conns) {
+		pconn_free(p->conns, 1);
+		p->n_kills++;
+	}
+	kill_arm(p);
+}
+
 /* ---- control ---- */
 
 static int parse_range(const char *s, uint64_t *lo, uint64_t *hi)
@@ -524,10 +564,13 @@ static void command(struct proxy *p, char *line, char *out, size_t n)
 		return;
 	}
 	if (strcmp(argv[0], "stats") == 0) {
-		snprintf(out, n, "ok connections=%llu active=%llu c2s=%llu s2c=%llu cuts=%llu stalls=%llu\n",
+		snprintf(out, n,
+			 "ok connections=%llu active=%llu c2s=%llu s2c=%llu cuts=%llu stalls=%llu "
+			 "kills=%llu\n",
 			 (unsigned long long)p->n_conns, (unsigned long long)p->n_active,
 			 (unsigned long long)p->bytes[0], (unsigned long long)p->bytes[1],
-			 (unsigned long long)p->n_cuts, (unsigned long long)p->n_stalls);
+			 (unsigned long long)p->n_cuts, (unsigned long long)p->n_stalls,
+			 (unsigned long long)p->n_kills);
 		return;
 	}
 	if (strcmp(argv[0], "reset") == 0) {
@@ -591,6 +634,15 @@ static void command(struct proxy *p, char *line, char *out, size_t n)
 			p->stall_after = after;
 			p->stall_ms = (unsigned)strtoul(argv[3], NULL, 10);
 		}
+	} else if (strcmp(what, "kill-every") == 0) {
+		char *end;
+		unsigned long ms = strcmp(v, "off") == 0 ? 0 : strtoul(v, &end, 10);
+		if (strcmp(v, "off") != 0 && (end == v || *end || ms > 3600000)) {
+			snprintf(out, n, "err kill-every\n");
+			return;
+		}
+		p->kill_ms = (unsigned)ms;
+		kill_arm(p);
 	} else if (strcmp(what, "refuse") == 0) {
 		if ((strcmp(v, "on") != 0 && strcmp(v, "off") != 0) ||
 		    set_refuse(p, strcmp(v, "on") == 0) != 0) {
@@ -657,8 +709,8 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: faultproxy --listen ADDR --target ADDR [--control ADDR] [--latency-ms N]\n"
 		"       [--cut MIN-MAX] [--cut-dir c2s|s2c|both] [--cut-mode rst|fin]\n"
-		"       [--stall-after N --stall-ms M] [--refuse] [--seed N] [--max-buffer BYTES]\n"
-		"       [--verbose]\n");
+		"       [--stall-after N --stall-ms M] [--kill-every MS] [--refuse] [--seed N]\n"
+		"       [--max-buffer BYTES] [--verbose]\n");
 	exit(2);
 }
 
@@ -713,6 +765,8 @@ int main(int argc, char **argv)
 			p.stall_after = strtoull(v, NULL, 10);
 		else if (strcmp(a, "--stall-ms") == 0)
 			p.stall_ms = (unsigned)strtoul(v, NULL, 10);
+		else if (strcmp(a, "--kill-every") == 0)
+			p.kill_ms = (unsigned)strtoul(v, NULL, 10);
 		else if (strcmp(a, "--seed") == 0)
 			p.rng = strtoull(v, NULL, 10) | 1;
 		else if (strcmp(a, "--max-buffer") == 0)
@@ -755,8 +809,10 @@ int main(int argc, char **argv)
 		set_refuse(&p, 1);
 	sig_term = evsignal_new(p.base, SIGTERM, signal_cb, p.base);
 	sig_int = evsignal_new(p.base, SIGINT, signal_cb, p.base);
-	if (!sig_term || !sig_int)
+	p.kill_timer = evtimer_new(p.base, kill_cb, &p);
+	if (!sig_term || !sig_int || !p.kill_timer)
 		goto out;
+	kill_arm(&p);
 	event_add(sig_term, NULL);
 	event_add(sig_int, NULL);
 	printf("listen=%u control=%u\n", lport, cport);
@@ -774,6 +830,8 @@ out:
 		event_free(sig_term);
 	if (sig_int)
 		event_free(sig_int);
+	if (p.kill_timer)
+		event_free(p.kill_timer);
 	event_base_free(p.base);
 	return rc;
 }
