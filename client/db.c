@@ -466,13 +466,9 @@ int db_open(const char *path, int flags, struct db **out, struct buf *why)
 		err = db_exec(db, "PRAGMA foreign_keys = ON");
 	/* A transaction's statement journal in memory: on disk it was a temp
 	 * file written page by page for every statement of a push, more
-	 * writes than the WAL itself. 16 MiB of page cache (the default is
-	 * 2 MiB) keeps a push's B-tree pages from being read back from the
-	 * WAL; the cache grows only as far as the file needs. */
+	 * writes than the WAL itself. */
 	if (!err)
 		err = db_exec(db, "PRAGMA temp_store = MEMORY");
-	if (!err)
-		err = db_exec(db, "PRAGMA cache_size = -16384");
 	if (err) {
 		why_set(why, "无法设置数据库 %s：%s", path, sqlite3_errmsg(db->h));
 		goto out;
@@ -483,6 +479,14 @@ int db_open(const char *path, int flags, struct db **out, struct buf *why)
 			goto out;
 	}
 	err = site_load(db);
+	if (err)
+		goto out;
+	/* A township file holds every village's records: 16 MiB of page cache
+	 * (SQLite's default is 2 MiB) keeps a push's B-tree pages from being
+	 * read back from the WAL. A village's file is small, and its old PC
+	 * keeps the default. */
+	if (db->have_site && db->role && strcmp(db->role, "township") == 0)
+		err = db_exec(db, "PRAGMA cache_size = -16384");
 	if (err)
 		goto out;
 	*out = db;

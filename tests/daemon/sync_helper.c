@@ -6,12 +6,19 @@
  *   sync_helper tasks VILLAGE_DB N                        N new tasks (ledger_task_add)
  *   sync_helper update DB N STATUS [SKIP]                 moves N tasks to STATUS
  *                                                         (by id order, after SKIP)
+ *   sync_helper edit DB FILE                              one ledger_task_update per
+ *                                                         line "TASK<TAB>FIELD<TAB>VALUE"
  *
  * Task texts are drawn from the phrase pool of ../shared/bench/peers (the
  * PouchDB bench): measures ~100 characters, target ~150, so bytes on the
  * wire compare with its records.
  *
- * tasks/update run with synchronous=OFF: they make test data fast, they are
+ * edit sets one task field per line (measures, target, root_cause, elsewhere,
+ * owner, leader, deadline or status) as the database's own role, so the
+ * role rules apply as for `tally task update`; the soak test makes its
+ * 1,000 concurrent edit pairs with it.
+ *
+ * tasks/update/edit run with synchronous=OFF: they make test data fast, they are
  * not what is under test (the write path's durability has its own tests).
  *
  * Exit 0 on success, 1 with the error code on stderr.
@@ -53,6 +60,54 @@ static void chinese_text(unsigned *seed, size_t chars, char *out, size_t cap)
 		memcpy(out + len, p, n + 1);
 		len += n;
 	}
+}
+
+/* The ledger_task member named `field`, or NULL. */
+static const char **task_field(struct ledger_task *t, const char *field)
+{
+	static const char *const names[] = {"measures", "target",   "root_cause", "elsewhere",
+					    "owner",    "leader",   "deadline",   "status"};
+	const char **slots[] = {&t->measures, &t->target, &t->root_cause, &t->elsewhere,
+				&t->owner,    &t->leader, &t->deadline,   &t->status};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		if (strcmp(names[i], field) == 0)
+			return slots[i];
+	}
+	return NULL;
+}
+
+/* Applies the edits listed in the file at path (see the header). */
+static int edit_tasks(struct db *db, const char *path, struct buf *why)
+{
+	char line[4096];
+	int err = TLY_OK;
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return TLY_E_IO;
+	while (!err && fgets(line, sizeof line, f)) {
+		struct ledger_task t = {0};
+		char *field, *value, *nl = strchr(line, '\n');
+		const char **slot;
+		if (nl)
+			*nl = '\0';
+		field = strchr(line, '\t');
+		value = field ? strchr(field + 1, '\t') : NULL;
+		if (!value) {
+			err = TLY_E_USAGE;
+			break;
+		}
+		*field++ = '\0';
+		*value++ = '\0';
+		slot = task_field(&t, field);
+		if (!slot) {
+			err = TLY_E_USAGE;
+			break;
+		}
+		*slot = value;
+		err = ledger_task_update(db, line, &t, why);
+	}
+	fclose(f);
+	return err;
 }
 
 int main(int argc, char **argv)
@@ -115,6 +170,12 @@ int main(int argc, char **argv)
 			t.status = argv[4];
 			err = ledger_task_update(db, ids[i], &t, &why);
 		}
+	} else if (argc == 4 && strcmp(argv[1], "edit") == 0) {
+		err = db_open(argv[2], 0, &db, &why);
+		if (!err)
+			err = db_exec(db, "PRAGMA synchronous=OFF");
+		if (!err)
+			err = edit_tasks(db, argv[3], &why);
 	}
 	if (err)
 		fprintf(stderr, "sync_helper: %s %s\n", error_name(err), why.data ? why.data : "");

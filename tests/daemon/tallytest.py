@@ -188,11 +188,12 @@ def closed_by_peer(sock, within):
 class Proxy:
     """A faultproxy process in front of a target port, with its control port."""
 
-    def __init__(self, target_port, *args):
+    def __init__(self, target_port, *args, target_host="127.0.0.1"):
         # stderr to a file: a pipe nobody reads could fill and block it
         self.err = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            VALGRIND + [FAULTPROXY, "--listen", "127.0.0.1:0", "--target", "127.0.0.1:%d" % target_port,
+            VALGRIND + [FAULTPROXY, "--listen", "127.0.0.1:0", "--target",
+                        "%s:%d" % (target_host, target_port),
              "--control", "127.0.0.1:0"] + list(args),
             stdout=subprocess.PIPE, stderr=self.err)
         line = self.proc.stdout.readline().decode()
