@@ -12,7 +12,8 @@
  * bounds the tree the parser builds), bytes that
  * are not UTF-8 or an escaped NUL (TLY_E_BAD_UTF8), an unpaired surrogate
  * escape (TLY_E_LONE_SURROGATE), and syntax errors (TLY_E_BAD_JSON).
- * Duplicate keys are left to jansson's JSON_REJECT_DUPLICATES.
+ * Duplicate keys are left to the reader that follows: jsonpull (push and
+ * pull answers) or jansson's JSON_REJECT_DUPLICATES (the other messages).
  */
 #ifndef TALLY_PROTOCOL_JSONCHECK_H
 #define TALLY_PROTOCOL_JSONCHECK_H

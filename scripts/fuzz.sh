@@ -16,7 +16,7 @@ SECS=${1:-600}
 shift || true
 BUILD=${TALLY_FUZZ_BUILD:-build-asan-fuzz}
 WORK=${TALLY_FUZZ_WORK:-build-fuzz-work}
-ALL=(jsoncheck inflate msg_push msg_pull_answer msg_other change_canonical serve_request)
+ALL=(jsoncheck inflate msg_push msg_pull_answer msg_other change_canonical msg_diff serve_request)
 TARGETS=("$@")
 [ "${#TARGETS[@]}" -gt 0 ] || TARGETS=("${ALL[@]}")
 
