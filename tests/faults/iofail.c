@@ -16,10 +16,18 @@
  *   IOFAIL_PATH=substr    only fds whose /proc/self/fd link contains substr
  *                         (e.g. the database name, which also matches its
  *                         -wal and -journal files)        (default any fd)
+ *   IOFAIL_SKIP=substr    fds whose link contains substr are neither counted
+ *                         nor failed, even when IOFAIL_PATH matches (a
+ *                         server's DB.mark sidecar next to DB)  (default none)
+ *   IOFAIL_ARM=file       nothing is counted until `file` exists, so N counts
+ *                         from a moment the test chooses (a server's first
+ *                         request, not its start-up)    (default counting at once)
  *   IOFAIL_ERRNO=EIO|ENOSPC|EDQUOT|<number>                (default EIO)
  *   IOFAIL_REPORT=file    append "fail OP PATH N" for every injected
  *                         failure and "calls N" at exit, so a test can
  *                         tell whether a run reached the Nth call at all
+ *   IOFAIL_TRACE=1        also append "call OP PATH N" for every counted
+ *                         call, so a counting run shows where each N falls
  *
  * Built without sanitizers: under ASan the shim is preloaded after the ASan
  * runtime (see tests/faults/CMakeLists.txt), and dlsym(RTLD_NEXT) then
@@ -54,8 +62,12 @@ static unsigned long fail_after;
 static int fail_always;
 static int ops_counted = IOFAIL_WRITE | IOFAIL_SYNC;
 static const char *path_filter;
+static const char *skip_filter;
+static const char *arm_path;
+static atomic_int armed;
 static int fail_errno = EIO;
 static int report_fd = -1;
+static int trace;
 
 static atomic_ulong calls;
 
@@ -100,9 +112,17 @@ __attribute__((constructor)) static void iofail_init(void)
     s = getenv("IOFAIL_PATH");
     if (s && *s)
         path_filter = s;
+    s = getenv("IOFAIL_SKIP");
+    if (s && *s)
+        skip_filter = s;
+    s = getenv("IOFAIL_ARM");
+    if (s && *s)
+        arm_path = s;
     s = getenv("IOFAIL_ERRNO");
     if (s && *s)
         fail_errno = iofail_parse_errno(s);
+    s = getenv("IOFAIL_TRACE");
+    trace = s && strcmp(s, "1") == 0;
     s = getenv("IOFAIL_REPORT");
     if (s && *s)
         report_fd = open(s, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -129,19 +149,32 @@ static int iofail_should_fail(int fd, enum iofail_op op, const char *name)
     if (!(ops_counted & op) || fd == report_fd)
         return 0;
     char link[PATH_MAX] = "";
-    if (path_filter || report_fd >= 0) {
+    if (path_filter || skip_filter || report_fd >= 0) {
         char proc[64];
         snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
         ssize_t n = readlink(proc, link, sizeof link - 1);
         link[n > 0 ? n : 0] = '\0';
         if (path_filter && !strstr(link, path_filter))
             return 0;
+        if (skip_filter && strstr(link, skip_filter))
+            return 0;
+    }
+    if (arm_path && !atomic_load(&armed)) {
+        if (access(arm_path, F_OK) != 0)
+            return 0;
+        atomic_store(&armed, 1);
     }
     unsigned long n = atomic_fetch_add(&calls, 1) + 1;
+    char line[PATH_MAX + 64];
+    int len;
+    if (trace) {
+        len = snprintf(line, sizeof line, "call %s %s %lu\n", name, link, n);
+        if (len > 0)
+            iofail_report(line, (size_t)len < sizeof line ? (size_t)len : sizeof line - 1);
+    }
     if (fail_after == 0 || n < fail_after || (n > fail_after && !fail_always))
         return 0;
-    char line[PATH_MAX + 64];
-    int len = snprintf(line, sizeof line, "fail %s %s %lu\n", name, link, n);
+    len = snprintf(line, sizeof line, "fail %s %s %lu\n", name, link, n);
     if (len > 0)
         iofail_report(line, (size_t)len < sizeof line ? (size_t)len : sizeof line - 1);
     errno = fail_errno;
