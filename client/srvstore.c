@@ -500,7 +500,12 @@ static int feed_add(struct db *db, const char *village, int64_t pos)
 	int err = db_stmt(db, "INSERT OR IGNORE INTO srv_feed (village, pos) VALUES (?, ?)", &st);
 	if (err)
 		return err;
-	sqlite3_bind_text(st, 1, village, -1, SQLITE_TRANSIENT);
+	/* Static bindings in the feed's statements: a TRANSIENT bind copies,
+	 * and a copy that fails for memory leaves NULL bound, which OR IGNORE
+	 * (or a WHERE) would swallow as "nothing to add" — a change silently
+	 * missing from a village's feed (found by tests/faults/alloc_torture).
+	 * The caller's strings outlive each step. */
+	sqlite3_bind_text(st, 1, village, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, pos);
 	return db_step_done(db, st);
 }
@@ -517,8 +522,8 @@ static int feed_problem_open(struct db *db, const char *village, const char *pro
 			  &st);
 	if (err)
 		return err;
-	sqlite3_bind_text(st, 1, village, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 2, problem, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 1, village, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, problem, -1, SQLITE_STATIC);
 	err = db_step_done(db, st);
 	if (err || sqlite3_changes(db_handle(db)) == 0)
 		return err;
@@ -529,8 +534,8 @@ static int feed_problem_open(struct db *db, const char *village, const char *pro
 		      &st);
 	if (err)
 		return err;
-	sqlite3_bind_text(st, 1, village, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 2, problem, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 1, village, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, problem, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, pos);
 	return db_step_done(db, st);
 }
@@ -637,7 +642,7 @@ static int feed_index_one(struct db *db, const struct feed_row *r, struct feed_o
 		if (err)
 			return err;
 		sqlite3_bind_int64(st, 1, r->pos);
-		sqlite3_bind_text(st, 2, r->id, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 2, r->id, -1, SQLITE_STATIC);
 		return db_step_done(db, st);
 	}
 	if (strcmp(r->kind, "notice") == 0) {
