@@ -33,6 +33,7 @@ struct db {
 	struct db_cached cache[DB_STMT_CACHE];
 	size_t ncached;
 	int have_site;
+	int txn; /* db_begin'd, not yet committed or rolled back */
 	struct db_site site;
 	char *site_id, *role, *name, *village_id;
 };
@@ -81,6 +82,11 @@ static void stmt_hit(struct db_cached *e, const char *sql, sqlite3_stmt **out)
 
 int db_stmt(struct db *db, const char *sql, sqlite3_stmt **out)
 {
+	/* A statement that failed with SQLITE_NOMEM, IOERR or FULL may have
+	 * rolled the whole transaction back; whoever ignored that error must
+	 * not go on writing in autocommit mode, one statement at a time. */
+	if (db->txn && sqlite3_get_autocommit(db->h))
+		return TLY_E_DB;
 	/* Hot paths pass the same string literal each time: the pointer finds
 	 * the entry without hashing, and strcmp confirms it (a stack buffer
 	 * may hold other text at the same address). */
@@ -132,16 +138,24 @@ int db_step_done(struct db *db, sqlite3_stmt *st)
 
 int db_exec(struct db *db, const char *sql)
 {
+	if (db->txn && sqlite3_get_autocommit(db->h))
+		return TLY_E_DB; /* see db_stmt */
 	return db_err(db, sqlite3_exec(db->h, sql, NULL, NULL, NULL));
 }
 
-int db_begin(struct db *db) { return db_exec(db, "BEGIN IMMEDIATE"); }
+int db_begin(struct db *db)
+{
+	int err = db_exec(db, "BEGIN IMMEDIATE");
+	db->txn = !err;
+	return err;
+}
 
 int db_commit(struct db *db)
 {
 	/* With synchronous=FULL in WAL mode SQLite fsyncs the WAL before
 	 * COMMIT returns: after this, "saved" is true across a power cut. */
 	int err = db_exec(db, "COMMIT");
+	db->txn = 0;
 	if (err)
 		db_rollback(db);
 	return err;
@@ -149,6 +163,7 @@ int db_commit(struct db *db)
 
 void db_rollback(struct db *db)
 {
+	db->txn = 0;
 	if (!sqlite3_get_autocommit(db->h))
 		(void)sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
 }

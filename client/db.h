@@ -82,6 +82,11 @@ int db_step_done(struct db *db, sqlite3_stmt *st);
  * (synchronous=FULL). db_rollback is safe to call when no transaction is open.
  * db_in_txn tells whether a transaction is open (for functions documented to
  * run inside the caller's transaction).
+ * A statement that fails with SQLITE_NOMEM, IOERR or FULL may make SQLite
+ * roll the whole transaction back on its own: from then on db_stmt, db_exec
+ * and db_commit of a db_begin'd transaction fail with TLY_E_DB until
+ * db_rollback, so nothing after an ignored error is written in autocommit
+ * mode, one statement at a time.
  */
 int db_begin(struct db *db);
 int db_commit(struct db *db);
